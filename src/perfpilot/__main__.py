@@ -1,0 +1,5 @@
+"""``python -m perfpilot``."""
+
+from perfpilot.cli.main import run
+
+run()

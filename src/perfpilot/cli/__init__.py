@@ -1,0 +1,1 @@
+"""The ``perfpilot`` command: thin glue over the library, one module per sub-command."""

@@ -1,0 +1,53 @@
+"""``perfpilot demo``: the sample app, a short mixed load, the summary, the stored run."""
+
+from __future__ import annotations
+
+import argparse
+
+from perfpilot.config import load_settings
+from perfpilot.load.durations import parse_duration
+from perfpilot.load.live import LiveView
+from perfpilot.load.runner import run_load
+from perfpilot.load.scenario import load_scenario
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``demo`` sub-command."""
+    p = sub.add_parser(
+        "demo",
+        help="run the end-to-end demo on the embedded sample app",
+        description=(
+            "Start the sample app (with seeded performance problems) and a stub of a paid "
+            "LLM API on 127.0.0.1, run a short mixed load against them, print the summary, "
+            "store the run, and stop everything."
+        ),
+    )
+    p.add_argument("-d", "--duration", help="length of the load (default: the scenario's 20s)")
+    p.add_argument("--work-dir", default=".perfpilot/demo", help="where the demo database lives")
+    p.add_argument("--store", help="store path (default .perfpilot/perfpilot.db)")
+    p.add_argument("--out", help="also write the JSON result here")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(handler=run, no_store=False, no_live=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the servers, run the demo scenario, report, stop."""
+    from perfpilot.cli.load import finish, make_console
+    from perfpilot.demo.server import DemoServers, scenario_path
+
+    settings = load_settings({"store": args.store})
+    console = make_console(args.quiet)
+    duration_s = parse_duration(args.duration, field="--duration") if args.duration else None
+    console.print("[bold]perfpilot demo[/]: seeding the sample database and starting the app…")
+    with DemoServers(args.work_dir) as demo:
+        report = demo.seed_report
+        if report is not None:
+            verb = "reused" if report.reused else f"seeded in {report.duration_s:.1f} s"
+            console.print(f"database: {report.total_rows:,} rows ({verb})")
+        console.print(f"sample app on {demo.app_url}, LLM stub on {demo.llm_url}")
+        plan = load_scenario(str(scenario_path()), base_url=demo.app_url, duration_s=duration_s)
+        # One load process: on a small machine the app needs the other cores.
+        with LiveView(console, plan.executor.total_duration_s) as live:
+            result = run_load(plan, processes=1, live=None if args.quiet else live)
+    console.print("servers stopped")
+    return finish(result, args, settings.store, console)

@@ -1,0 +1,295 @@
+"""The SQLite store: one file, WAL mode, safe to share between processes.
+
+The connection runs in autocommit mode and every write is an explicit
+``BEGIN IMMEDIATE`` transaction, so a run is saved whole or not at all, and
+writers from several processes queue on the busy timeout instead of failing
+on a lock upgrade. Opening a store brings its schema up to date
+(:mod:`perfpilot.store.schema`) and refuses one written by a newer perfpilot.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from perfpilot.clock import Clock, SystemClock
+from perfpilot.errors import StoreError
+from perfpilot.records import LoadResult
+from perfpilot.store import rows
+from perfpilot.store.base import RunSummary, Store
+from perfpilot.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, statements
+
+#: How long a writer waits for another process's transaction, in seconds.
+BUSY_TIMEOUT_S = 30.0
+
+MEMORY = ":memory:"
+
+
+class SQLiteStore(Store):
+    """A store in one SQLite file.
+
+    Args:
+        path: The database file, or ``":memory:"`` for a throw-away store.
+            Missing parent directories are created.
+        create: Whether to create the file when it does not exist; when
+            ``False`` a missing file raises :class:`StoreError`.
+        clock: Gives each saved run its ``created_at`` (defaults to the
+            system clock).
+        busy_timeout_s: How long to wait for a lock held by another process.
+
+    Raises:
+        StoreError: The file cannot be created or opened, is not a perfpilot
+            store, or has a schema newer than this perfpilot knows.
+
+    Example:
+        >>> with SQLiteStore(":memory:") as store:
+        ...     store.list_runs()
+        []
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        create: bool = True,
+        clock: Clock | None = None,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+    ) -> None:
+        self.path = str(path)
+        self._clock: Clock = SystemClock() if clock is None else clock
+        self._conn: sqlite3.Connection | None = None
+        if self.path != MEMORY:
+            _prepare_path(Path(self.path), create=create)
+        try:
+            conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+        try:
+            _check_store(conn, self.path)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            _migrate(conn, self.path)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot open store {self.path}: {_reason(exc)}") from None
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def save_run(self, result: LoadResult, *, kind: str = "load") -> int:
+        """Save one run in a single transaction.
+
+        Either the whole run is saved or, on any failure, nothing is.
+
+        Args:
+            result: The run to save.
+            kind: What produced the run (``load`` for ``perfpilot load``).
+
+        Returns:
+            The new run's id.
+
+        Raises:
+            StoreError: The store cannot be written, or ``kind`` is empty.
+        """
+        if not kind:
+            raise StoreError("a run needs a kind, e.g. 'load'")
+        run_row = rows.run_row(result, kind=kind, created_at=self._clock.time())
+        with self._transaction("save the run") as conn:
+            cursor = conn.execute(_insert("runs", rows.RUN_COLUMNS), run_row)
+            run_id = cursor.lastrowid
+            if run_id is None:  # pragma: no cover - SQLite always sets it after an INSERT
+                raise StoreError("cannot save the run: no id was assigned")
+            conn.executemany(
+                _insert("run_names", ("run_id", *rows.NAME_COLUMNS)),
+                ((run_id, *row) for row in rows.name_rows(result)),
+            )
+            conn.executemany(
+                _insert("run_series", ("run_id", *rows.SERIES_COLUMNS)),
+                ((run_id, *row) for row in rows.series_rows(result)),
+            )
+            conn.executemany(
+                _insert("run_thresholds", ("run_id", *rows.THRESHOLD_COLUMNS)),
+                ((run_id, *row) for row in rows.threshold_rows(result)),
+            )
+        return run_id
+
+    def list_runs(self, limit: int = 50) -> list[RunSummary]:
+        """Summaries of the stored runs, newest first.
+
+        Args:
+            limit: The most summaries to return (at least 0).
+
+        Returns:
+            Up to ``limit`` summaries, by start time, newest first (ties: the
+            later saved first).
+
+        Raises:
+            StoreError: The store cannot be read, or ``limit`` is negative.
+        """
+        if limit < 0:
+            raise StoreError(f"limit must be 0 or more, got {limit}")
+        columns = ", ".join(rows.SUMMARY_COLUMNS)
+        sql = f"SELECT {columns} FROM runs ORDER BY started_at DESC, id DESC LIMIT ?"
+        with self._reading("list runs") as conn:
+            found = conn.execute(sql, (limit,)).fetchall()
+        return [rows.summary_from_row(row) for row in found]
+
+    def get_run(self, run_id: int) -> LoadResult:
+        """Read one run back, exactly as it was saved.
+
+        Args:
+            run_id: The id :meth:`save_run` returned.
+
+        Returns:
+            The run; ``get_run(save_run(r)).to_dict() == r.to_dict()``.
+
+        Raises:
+            StoreError: There is no run with this id, or it cannot be read.
+        """
+        run_columns = ", ".join(rows.RUN_COLUMNS)
+        name_columns = ", ".join(rows.NAME_COLUMNS)
+        series_columns = ", ".join(rows.SERIES_COLUMNS)
+        threshold_columns = ", ".join(rows.THRESHOLD_COLUMNS)
+        # One read transaction, so a concurrent writer cannot show half a run.
+        with self._reading(f"read run {run_id}") as conn:
+            run = conn.execute(f"SELECT {run_columns} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if run is None:
+                raise StoreError(f"no run with id {run_id}")
+            names = conn.execute(
+                f"SELECT {name_columns} FROM run_names WHERE run_id = ? ORDER BY name",
+                (run_id,),
+            ).fetchall()
+            series = conn.execute(
+                f"SELECT {series_columns} FROM run_series WHERE run_id = ? ORDER BY name, second",
+                (run_id,),
+            ).fetchall()
+            thresholds = conn.execute(
+                f"SELECT {threshold_columns} FROM run_thresholds WHERE run_id = ? ORDER BY idx",
+                (run_id,),
+            ).fetchall()
+        return rows.result_from_rows(run_id, run, names, series, thresholds)
+
+    def close(self) -> None:
+        """Close the connection; closing twice is harmless."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"store {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed on success, rolled back on any error."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot {doing} in {self.path}: {_reason(exc)}") from None
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            _rollback(conn)
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot {doing} in {self.path}: {_reason(exc)}") from None
+            raise
+
+    @contextmanager
+    def _reading(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """A read transaction (one consistent snapshot in WAL mode)."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot {doing} from {self.path}: {_reason(exc)}") from None
+
+
+def _prepare_path(path: Path, *, create: bool) -> None:
+    """Check ``path`` is usable as a database file and create its directory."""
+    if path.is_dir():
+        raise StoreError(f"store path {path} is a directory, not a database file")
+    if path.exists():
+        return
+    if not create:
+        raise StoreError(f"no store at {path}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise StoreError(f"cannot create the store directory {path.parent}: {reason}") from None
+
+
+def _check_store(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a file that is not SQLite, or a SQLite database of another program."""
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a perfpilot store ({_reason(exc)})") from None
+    if app_id == APPLICATION_ID:
+        return
+    if app_id != 0 or version != 0 or _has_tables(conn):
+        raise StoreError(f"{path} is a SQLite database but not a perfpilot store")
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Apply the migrations the store lacks, each in its own transaction."""
+    version = _user_version(conn)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"store {path} has schema version {version}, newer than this perfpilot "
+            f"supports ({SCHEMA_VERSION}); upgrade perfpilot"
+        )
+    while version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while this one waited for the lock.
+            version = _user_version(conn)
+            if version < SCHEMA_VERSION:
+                for statement in statements(MIGRATIONS[version]):
+                    conn.execute(statement)
+                version += 1
+                conn.execute(f"PRAGMA user_version = {version}")
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite rolls back by itself after some errors (disk full, I/O); a second
+    # ROLLBACK would then fail and hide the original error.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
+def _reason(exc: sqlite3.Error) -> str:
+    return str(exc) or type(exc).__name__
