@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             headers=args.header,
             body=args.body,
             vus=args.vus or 1,
-            duration_s=duration_s if duration_s is not None else 10.0,
+            duration_s=duration_s,
             rate=args.rate,
             max_vus=args.max_vus,
             thresholds=args.threshold,
