@@ -32,6 +32,11 @@ Usage::
     .venv/bin/python bench/load_throughput.py
     .venv/bin/python bench/load_throughput.py --duration 5 --only wrk,locust-fast,perfpilot
     .venv/bin/python bench/load_throughput.py --connections 100 --json /tmp/throughput.json
+    .venv/bin/python bench/load_throughput.py --repeat 3   # interleaved rounds, median
+
+The table's cpu columns (CPU-seconds per wall-second of each run) show when
+other work on the machine took a generator's or nginx's core: treat numbers
+from runs well under 90% there as noise.
 """
 
 from __future__ import annotations
@@ -485,7 +490,8 @@ def run_perfpilot(
             note="skipped: `perfpilot load` is not available yet "
             f"({_tail(probe.stdout + probe.stderr, 1)})",
         )
-    out = Path(tempfile.mkdtemp(prefix="perfpilot-", dir=tmp)) / "result.json"
+    work = Path(tempfile.mkdtemp(prefix="perfpilot-", dir=tmp))
+    out = work / "result.json"
     cmd = [
         perfpilot,
         "load",
@@ -500,7 +506,9 @@ def run_perfpilot(
         "--out",
         str(out),
     ]
-    proc = _run(_pinned(cpu, cmd), duration_s + 60)
+    if "--no-store" in probe.stdout:  # a benchmark run does not belong in the user's store
+        cmd.append("--no-store")
+    proc = _run(_pinned(cpu, cmd), duration_s + 60, cwd=work)
     if not out.exists():
         return Measurement(
             "perfpilot",

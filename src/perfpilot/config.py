@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from perfpilot.errors import ConfigError
+from perfpilot.tomlfile import read_toml
 
 DEFAULT_STORE = ".perfpilot/perfpilot.db"
 
@@ -80,17 +80,7 @@ def _file_settings(cwd: Path) -> tuple[dict[str, Any], str | None]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        column = getattr(exc, "colno", None)
-        message = getattr(exc, "msg", str(exc))
-        raise ConfigError(message, path=str(path), line=line, column=column) from None
+    return read_toml(str(path), "settings file")
 
 
 def load_settings(
