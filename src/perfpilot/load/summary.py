@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from perfpilot.records import LoadResult, SecondStats
@@ -76,12 +77,12 @@ def _ms(value: float) -> str:
 
 def render_summary(result: LoadResult, console: Console) -> None:
     """Print the summary of ``result``: per-name table, counters, errors, thresholds."""
+    rows = name_summaries(result)
     open_model = any(
-        abs(row.service_p95_ms - row.p95_ms) > 0.05 * max(row.p95_ms, 1e-9)
-        for row in name_summaries(result)
+        abs(row.service_p95_ms - row.p95_ms) > 0.05 * max(row.p95_ms, 1e-9) for row in rows
     )
     table = Table(
-        title=f"{result.name} — {result.duration_s:.1f} s",
+        title=f"{escape(result.name)} — {result.duration_s:.1f} s",
         title_justify="left",
         caption="latency in ms, from the intended send time"
         + ("; service p95 from the actual send" if open_model else ""),
@@ -92,12 +93,11 @@ def render_summary(result: LoadResult, console: Console) -> None:
         table.add_column(column, justify="right")
     if open_model:
         table.add_column("service p95", justify="right")
-    rows = name_summaries(result)
     for index, row in enumerate(rows):
         is_total = index == len(rows) - 1
         errors = f"{row.errors:,} ({row.error_rate:.1%})" if row.errors else "0"
         cells = [
-            row.name,
+            escape(row.name),
             f"{row.requests:,}",
             f"{row.rate_per_s:,.1f}",
             errors,
@@ -117,7 +117,7 @@ def render_summary(result: LoadResult, console: Console) -> None:
     total = result.totals()
     if total.errors:
         kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(total.errors.items()))
-        console.print(f"errors by kind: {kinds}")
+        console.print(f"errors by kind: {escape(kinds)}")
     counters = result.counters
     line = [
         f"iterations {counters.get('iterations', 0):,}",
@@ -130,7 +130,7 @@ def render_summary(result: LoadResult, console: Console) -> None:
     checks = {}
     for series in result.names.values():
         for check, (passes, fails) in series.checks.items():
-            checks[f"{series.name}: {check}"] = (passes, fails)
+            checks[escape(f"{series.name}: {check}")] = (passes, fails)
     if checks:
         check_table = Table(title="checks", title_justify="left")
         check_table.add_column("check")
@@ -149,7 +149,7 @@ def render_summary(result: LoadResult, console: Console) -> None:
             mark = "[green]✓[/]" if verdict.passed else "[red]✗[/]"
             observed = "no data" if verdict.observed is None else f"{verdict.observed:,.4g}"
             condition = verdict.expression + (" (aborted the run)" if verdict.aborted else "")
-            thresholds.add_row(mark, verdict.metric, condition, observed)
+            thresholds.add_row(mark, escape(verdict.metric), escape(condition), observed)
         console.print(thresholds)
     if result.aborted:
-        console.print(f"[yellow]stopped early: {result.aborted}[/]")
+        console.print(f"[yellow]stopped early: {escape(result.aborted)}[/]")
