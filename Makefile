@@ -29,12 +29,13 @@ check: venv
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-# Side-by-side benchmarks; installs nginx and wrk (Debian) and Locust (PyPI).
+# Side-by-side benchmarks; installs nginx and wrk (Debian), Locust and OpenTelemetry (PyPI).
 bench: venv
 	bash scripts/system-deps.sh bench
 	$(PIP) install -e '.[dev,bench]'
 	$(BIN)/python bench/histogram_record.py
 	$(BIN)/python bench/load_throughput.py
+	$(BIN)/python bench/instrument_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

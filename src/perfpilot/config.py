@@ -32,12 +32,23 @@ class Settings:
     Attributes:
         store: Path of the SQLite store (or a store URL).
         processes: Load-generator processes; ``None`` means one per core.
-        service: Name of the service under test, used to label runs.
+        service: Name of the service under test, used to label runs and
+            in-app monitoring data.
+        flush_interval_s: Seconds between the in-app recorder's writes to the store.
+        slow_request_ms: In-app requests at least this slow are traced.
+        trace_sample_rate: Fraction (0..1) of other in-app requests traced at random.
+        server_timing: Add ``Server-Timing`` / ``X-Response-Time`` headers to responses.
+        prices: Path of a TOML price table for outbound API calls.
     """
 
     store: str = DEFAULT_STORE
     processes: int | None = None
     service: str = "default"
+    flush_interval_s: float = 5.0
+    slow_request_ms: float = 500.0
+    trace_sample_rate: float = 0.01
+    server_timing: bool = False
+    prices: str | None = None
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -60,9 +71,46 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if number < 1:
             raise ConfigError(f"expected a positive integer, got {number}", path=source, field=name)
         return number
+    if kind == "float":
+        return _coerce_float(name, value, source)
+    if kind == "bool":
+        return _coerce_bool(name, value, source)
+    if value is None and kind == "str | None":
+        return None
     if not isinstance(value, str):
         raise ConfigError(f"expected a string, got {value!r}", path=source, field=name)
     return value
+
+
+def _coerce_float(name: str, value: Any, source: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"expected a number, got {value!r}", path=source, field=name)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"expected a number, got {value!r}", path=source, field=name) from None
+    if not number >= 0 or number == float("inf"):
+        raise ConfigError(f"expected a finite number >= 0, got {value!r}", path=source, field=name)
+    if name == "trace_sample_rate" and number > 1:
+        raise ConfigError(
+            f"expected a fraction from 0 to 1, got {value!r}", path=source, field=name
+        )
+    return number
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _coerce_bool(name: str, value: Any, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"expected true or false, got {value!r}", path=source, field=name)
 
 
 def _file_settings(cwd: Path) -> tuple[dict[str, Any], str | None]:

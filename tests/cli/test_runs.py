@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -146,12 +147,18 @@ def test_missing_run_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert captured.out == ""
 
 
-def test_unsupported_store(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["runs", "list", "--store", "postgresql://u:pw@db/perf"]
+def test_unreachable_postgres_store(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = ["runs", "list", "--store", f"postgresql://u:s3cret@127.0.0.1:{port}/perf"]
     assert cli_main.main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert "not supported yet" in err
-    assert "pw" not in err
+    assert err.startswith(
+        f"perfpilot: error: cannot connect to postgresql://u@127.0.0.1:{port}/perf:"
+    )
+    assert "s3cret" not in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(

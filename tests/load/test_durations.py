@@ -66,7 +66,14 @@ def test_rejects_bad_values(value: object) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.0, "0s"), (270.0, "4m30s"), (3600.0, "1h"), (0.25, "250ms"), (1.5, "1.5s"), (3661, "1h1m1s")],
+    [
+        (0.0, "0s"),
+        (270.0, "4m30s"),
+        (3600.0, "1h"),
+        (0.25, "250ms"),
+        (1.5, "1.5s"),
+        (3661, "1h1m1s"),
+    ],
 )
 def test_format(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

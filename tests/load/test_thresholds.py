@@ -102,7 +102,12 @@ def test_parses(
     assert spec.source == text.strip()
     # Every source parses again to the same threshold (cli merge re-parses sources).
     again = parse_threshold(spec.source)
-    assert (again.metric, again.tags, again.aggregation, again.op) == (metric, tags, aggregation, op)
+    assert (again.metric, again.tags, again.aggregation, again.op) == (
+        metric,
+        tags,
+        aggregation,
+        op,
+    )
     assert again.value == pytest.approx(spec.value)
 
 

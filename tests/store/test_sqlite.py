@@ -254,10 +254,7 @@ def test_default_location_is_relative_to_cwd(
 @pytest.mark.parametrize(
     ("location", "message"),
     [
-        ("postgresql://user:secret@db/perf", "postgresql:// stores are not supported yet"),
-        ("postgres://db/perf", "postgres:// stores are not supported yet"),
-        ("postgresql+psycopg://db/perf", "not supported yet"),
-        ("mysql://db/perf", "unknown store URL scheme 'mysql'"),
+        ("mysql://user:secret@db/perf", "unknown store URL scheme 'mysql'"),
         ("sqlite:/x.db", None),  # a plain relative path; fine
         ("sqlite://host/x.db", "malformed SQLite URL"),
         ("   ", "empty"),

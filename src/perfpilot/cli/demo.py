@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import time
+
+from rich.console import Console
 
 from perfpilot.config import load_settings
 from perfpilot.load.durations import parse_duration
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     console = make_console(args.quiet)
     duration_s = parse_duration(args.duration, field="--duration") if args.duration else None
     console.print("[bold]perfpilot demo[/]: seeding the sample database and starting the app…")
-    with DemoServers(args.work_dir) as demo:
+    started = time.time()
+    with DemoServers(args.work_dir, store=settings.store) as demo:
         report = demo.seed_report
         if report is not None:
             verb = "reused" if report.reused else f"seeded in {report.duration_s:.1f} s"
@@ -50,4 +54,27 @@ def run(args: argparse.Namespace) -> int:
         with LiveView(console, plan.executor.total_duration_s) as live:
             result = run_load(plan, processes=1, live=None if args.quiet else live)
     console.print("servers stopped")
-    return finish(result, args, settings.store, console)
+    code = finish(result, args, settings.store, console)
+    if not args.quiet:
+        show_monitoring(console, settings.store, started)
+    return code
+
+
+def show_monitoring(console: Console, store_path: str, since: float) -> None:
+    """Print what the instrumented app recorded about itself since ``since``."""
+    from perfpilot.analyze.breakdown import (
+        cache_hit_rates,
+        outbound_summary,
+        route_breakdown,
+        unit_costs,
+    )
+    from perfpilot.report.monitoring import render_monitoring
+    from perfpilot.store import open_store
+
+    with open_store(store_path) as store:
+        service = "demo"
+        routes = route_breakdown(store.app_requests(since=since, service=service))
+        outbound = outbound_summary(store.app_outbound(since=since, service=service))
+        units = unit_costs(store.app_units(since=since, service=service))
+        caches = cache_hit_rates(store.app_caches(since=since, service=service))
+    render_monitoring(console, routes, outbound, units, caches)

@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
         "--store",
         metavar="PATH",
         default=None,
-        help="the store to read (a path or sqlite:///path; default: .perfpilot/perfpilot.db)",
+        help="a SQLite path or postgresql://user@host/db (default .perfpilot/perfpilot.db)",
     )
     parser = subparsers.add_parser("runs", help="list and show saved runs")
     commands = parser.add_subparsers(

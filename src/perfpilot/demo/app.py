@@ -22,18 +22,18 @@ import enum
 import json
 import os
 import sqlite3
-import urllib.error
-import urllib.request
 import zlib
 from types import TracebackType
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import perfpilot.instrument
 from perfpilot.demo.llm_stub import CHAT_MODEL, EMBEDDING_MODEL
 from perfpilot.demo.seed import ORDERS_FIRST_DAY, customer_email
 from perfpilot.errors import UsageError
@@ -211,19 +211,15 @@ class _Work:
     def llm(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST ``payload`` to the LLM API; failures become 502 responses."""
         self.outbound_calls += 1
-        request = urllib.request.Request(
-            self._llm_url + path,
-            data=json.dumps(payload).encode(),
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {DEMO_API_KEY}",
-            },
-            method="POST",
-        )
         try:
-            with _NO_PROXY_OPENER.open(request, timeout=self._llm_timeout_s) as response:
-                answer: dict[str, Any] = json.loads(response.read())
-        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+            response = _llm_client(self._llm_timeout_s).post(
+                self._llm_url + path,
+                json=payload,
+                headers={"Authorization": f"Bearer {DEMO_API_KEY}"},
+            )
+            response.raise_for_status()
+            answer: dict[str, Any] = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
             raise HTTPException(502, f"LLM API call to {path} failed: {exc}") from exc
         return answer
 
@@ -236,8 +232,16 @@ class _Work:
         return {QUERIES_HEADER: str(self.queries), OUTBOUND_HEADER: str(self.outbound_calls)}
 
 
-# Proxies from the environment must not capture calls to a stub on 127.0.0.1.
-_NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_clients: dict[float, httpx.Client] = {}
+
+
+def _llm_client(timeout_s: float) -> httpx.Client:
+    """One pooled client per timeout. Proxies from the environment must not
+    capture calls to a stub on 127.0.0.1, hence ``trust_env=False``."""
+    client = _clients.get(timeout_s)
+    if client is None:
+        client = _clients[timeout_s] = httpx.Client(timeout=timeout_s, trust_env=False)
+    return client
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -373,6 +377,7 @@ def create_app(db_path: str, llm_url: str, *, llm_timeout_s: float = 10.0) -> St
                     "max_tokens": 120,
                 },
             )
+            perfpilot.instrument.unit("summary")
             return w.respond(
                 {
                     "product_id": product_id,
@@ -416,11 +421,13 @@ def create_app(db_path: str, llm_url: str, *, llm_timeout_s: float = 10.0) -> St
                     key=lambda r: -r["rating"] - weights[r["id"] % len(weights)],
                 )
                 sections[section] = [dict(r) for r in ranked[:5]]
+            perfpilot.instrument.unit("recommendation")
             return w.respond({"customer_id": customer_id, "sections": sections})
 
     def report_cached(request: Request) -> Response:
         key = _required_param(request, "key")
         body = _REPORT_CACHE.get(key)
+        perfpilot.instrument.cache_event("report_cache", hit=body is not None)
         if body is not None:
             return Response(
                 body,

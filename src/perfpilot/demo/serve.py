@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--chat-jitter", type=float, default=0.15, help="seconds (--app llm)")
     parser.add_argument("--embeddings-delay", type=float, default=0.04, help="seconds (--app llm)")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
+    parser.add_argument("--store", help="instrument the app, writing to this store (--app demo)")
+    parser.add_argument("--prices", help="price table for outbound calls (with --store)")
     return parser
 
 
@@ -57,7 +59,14 @@ def _build_app(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any
         parser.error("--app demo needs --db and --llm-url")
     from perfpilot.demo.app import create_app
 
-    return create_app(args.db, args.llm_url)
+    app = create_app(args.db, args.llm_url)
+    if args.store:
+        import perfpilot.instrument
+
+        app = perfpilot.instrument.instrument(
+            app, store=args.store, prices=args.prices, service="demo", flush_interval_s=1.0
+        )
+    return app
 
 
 def _watch_parent(server: Any, parent_pid: int) -> None:

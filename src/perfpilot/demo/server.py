@@ -280,6 +280,9 @@ class DemoServers:
         chat_jitter_s: Extra chat latency, from 0 to this, in seconds.
         embeddings_delay_s: Latency of the stub's embeddings calls, in seconds.
         startup_timeout_s: How long each server may take to answer ``/health``.
+        store: When given, the app is instrumented (``perfpilot.instrument``) and
+            writes its monitoring data to this store, with a price table for
+            the LLM stub.
         stop_timeout_s: Grace period before a server is killed.
 
     Example:
@@ -302,7 +305,9 @@ class DemoServers:
         embeddings_delay_s: float = 0.04,
         startup_timeout_s: float = 30.0,
         stop_timeout_s: float = 5.0,
+        store: str | None = None,
     ) -> None:
+        self.store = store
         self.work_dir = Path(work_dir) if work_dir is not None else DEFAULT_WORK_DIR
         self.db_path = self.work_dir / DB_FILENAME
         self._seed_args = {
@@ -368,11 +373,12 @@ class DemoServers:
                 "LLM API stub", [*serve, *self._llm_args], self.work_dir / "llm-stub.log"
             )
             self._llm.start()
-            self._app = ServerProcess(
-                "demo app",
-                [*serve, "--app=demo", f"--db={self.db_path}", f"--llm-url={self._llm.url}"],
-                self.work_dir / "app.log",
-            )
+            app_args = [*serve, "--app=demo", f"--db={self.db_path}", f"--llm-url={self._llm.url}"]
+            if self.store is not None:
+                prices = self.work_dir / "prices.toml"
+                write_prices(prices, self._llm.url)
+                app_args += [f"--store={self.store}", f"--prices={prices}"]
+            self._app = ServerProcess("demo app", app_args, self.work_dir / "app.log")
             self._app.start()
             self._llm.wait_ready(self.startup_timeout_s)
             self._app.wait_ready(self.startup_timeout_s)
@@ -400,3 +406,30 @@ class DemoServers:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def write_prices(path: Path, llm_url: str) -> None:
+    """Write the demo's price table: the LLM stub priced like a paid chat API.
+
+    The prices are examples of the per-token prices such APIs charge (US
+    dollars per million tokens), so the demo can show cost per request and per
+    business unit.
+    """
+    from urllib.parse import urlsplit
+
+    from perfpilot.atomic import write_bytes_atomic
+    from perfpilot.demo.llm_stub import CHAT_MODEL, EMBEDDING_MODEL
+
+    host = urlsplit(llm_url).netloc
+    text = f"""# Prices of the demo's LLM stub (example figures, US dollars per million tokens).
+[[api]]
+host = "{host}"
+kind = "openai"
+[api.models."{CHAT_MODEL}"]
+input_per_1m = 2.50
+output_per_1m = 10.00
+[api.models."{EMBEDDING_MODEL}"]
+input_per_1m = 0.13
+output_per_1m = 0.0
+"""
+    write_bytes_atomic(path, text.encode())

@@ -1,4 +1,4 @@
-"""Thresholds in k6's grammar: parse them, and judge a run against them.
+"""Thresholds in k6's grammar: parse them (and judge a run against them).
 
 A threshold is ``METRIC[{tag:value,...}]: CONDITION`` where the condition is
 ``AGGREGATION OP VALUE``::
@@ -37,41 +37,57 @@ bound in canonical units (milliseconds, a 0..1 fraction, per second, a count).
 Every malformed threshold raises :class:`~perfpilot.errors.ThresholdSyntaxError`
 with the 0-based position of the offending character; no other exception
 comes out of the parser.
+
+The metrics, kinds, aggregations and operators are defined in
+:mod:`perfpilot.load.threshold_metrics`; judging a run is
+:mod:`perfpilot.load.threshold_eval`, whose :func:`evaluate` and
+:func:`evaluate_all` this module re-exports.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from perfpilot.errors import ThresholdSyntaxError
 from perfpilot.load.plan import ThresholdSpec
-from perfpilot.records import LoadResult, NameStats, ThresholdResult
-from perfpilot.stats.histogram import Histogram
+from perfpilot.load.threshold_eval import evaluate, evaluate_all
+from perfpilot.load.threshold_metrics import (
+    COUNTER_AGGREGATIONS,
+    COUNTER_METRICS,
+    METRICS,
+    OPERATORS,
+    RATE_AGGREGATIONS,
+    RATE_METRICS,
+    RUN_COUNTERS,
+    TREND_AGGREGATIONS,
+    TREND_METRICS,
+    metric_kind,
+)
 
-TREND_METRICS = ("http_req_duration", "http_req_service_duration")
-RATE_METRICS = ("http_req_failed", "checks")
-COUNTER_METRICS = ("http_reqs", "iterations", "dropped_iterations")
-METRICS: tuple[str, ...] = TREND_METRICS + RATE_METRICS + COUNTER_METRICS
-# Run-wide counters that have no per-name series, hence no tag filter.
-RUN_COUNTERS = frozenset({"iterations", "dropped_iterations"})
+__all__ = [
+    "COUNTER_AGGREGATIONS",
+    "COUNTER_METRICS",
+    "DURATION_UNITS_MS",
+    "METRICS",
+    "METRIC_ALIASES",
+    "OPERATORS",
+    "RATE_AGGREGATIONS",
+    "RATE_METRICS",
+    "RUN_COUNTERS",
+    "TREND_AGGREGATIONS",
+    "TREND_METRICS",
+    "evaluate",
+    "evaluate_all",
+    "metric_kind",
+    "parse_condition",
+    "parse_threshold",
+]
+
 METRIC_ALIASES = {"error_rate": "http_req_failed"}
-
-TREND_AGGREGATIONS = ("avg", "min", "max", "med", "p(N)", "count")
-RATE_AGGREGATIONS = ("rate",)
-COUNTER_AGGREGATIONS = ("count", "rate")
 _AGGREGATION_WORDS = ("avg", "min", "max", "med", "count", "rate", "p")
 
-OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
 # Longest first, so that "<=" wins over "<"; JavaScript's strict forms are
 # accepted because k6 users write them.
 _OPERATOR_TOKENS = ("===", "!==", "<=", ">=", "==", "!=", "<", ">")
@@ -79,27 +95,6 @@ _OPERATOR_CANONICAL = {"===": "==", "!==": "!="}
 _OPERATORS_EXPECTED = "expected one of <, <=, >, >=, ==, !="
 
 DURATION_UNITS_MS = {"us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
-
-
-def metric_kind(metric: str) -> str:
-    """Return ``trend``, ``rate`` or ``counter`` for a known metric name.
-
-    Args:
-        metric: One of :data:`METRICS`.
-
-    Returns:
-        The kind of the metric.
-
-    Raises:
-        KeyError: ``metric`` is not a known metric.
-    """
-    if metric in TREND_METRICS:
-        return "trend"
-    if metric in RATE_METRICS:
-        return "rate"
-    if metric in COUNTER_METRICS:
-        return "counter"
-    raise KeyError(metric)
 
 
 class _Scanner:
@@ -190,9 +185,6 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
 
 def _format_number(value: float) -> str:
     return f"{value:g}" if value != int(value) or abs(value) >= 1e15 else str(int(value))
-
-
-# --------------------------------------------------------------------------- parsing
 
 
 def _parse_metric(scan: _Scanner) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -575,127 +567,3 @@ def parse_condition(
         abort_on_fail=abort_on_fail,
         delay_abort_eval_s=float(delay_abort_eval_s),
     )
-
-
-# ------------------------------------------------------------------------ evaluation
-
-
-def _selected(spec: ThresholdSpec, result: LoadResult) -> list[NameStats]:
-    """The per-name series matching the spec's tag filter (all when unfiltered)."""
-    chosen = []
-    for stats in result.names.values():
-        ok = True
-        for key, value in spec.tags:
-            actual = stats.name if key == "name" else stats.tags.get(key)
-            if actual != value:
-                ok = False
-                break
-        if ok:
-            chosen.append(stats)
-    return chosen
-
-
-def _observe(spec: ThresholdSpec, result: LoadResult, end_second: int | None) -> float | None:
-    """The observed value of the spec's aggregation, in canonical units."""
-    elapsed = result.duration_s if end_second is None else float(end_second)
-    if spec.metric in RUN_COUNTERS:
-        count = float(result.counters.get(spec.metric, 0))
-        if spec.aggregation == "count":
-            return count
-        return count / elapsed if elapsed > 0 else None
-    names = _selected(spec, result)
-    if spec.metric == "checks":
-        passes = fails = 0
-        for stats in names:
-            for check_passes, check_fails in stats.checks.values():
-                passes += check_passes
-                fails += check_fails
-        total = passes + fails
-        return passes / total if total else None
-    totals = [stats.totals(end=end_second) for stats in names]
-    if spec.metric == "http_reqs":
-        count = float(sum(t.requests for t in totals))
-        if spec.aggregation == "count":
-            return count
-        return count / elapsed if elapsed > 0 else None
-    if spec.metric == "http_req_failed":
-        requests = sum(t.requests for t in totals)
-        errors = sum(t.error_count for t in totals)
-        return errors / requests if requests else None
-    merged = Histogram()
-    for t in totals:
-        merged.merge(t.latency if spec.metric == "http_req_duration" else t.service)
-    if spec.aggregation == "count":
-        return float(merged.count)
-    if merged.count == 0:
-        return None
-    if spec.aggregation == "avg":
-        seconds = merged.mean_s
-    elif spec.aggregation == "min":
-        seconds = merged.min_s
-    elif spec.aggregation == "max":
-        seconds = merged.max_s
-    elif spec.aggregation == "med":
-        seconds = merged.percentile(50.0)
-    else:
-        assert spec.percentile is not None
-        seconds = merged.percentile(spec.percentile)
-    return seconds * 1e3
-
-
-def evaluate(
-    spec: ThresholdSpec, result: LoadResult, *, end_second: int | None = None
-) -> ThresholdResult:
-    """Judge one threshold against a run (or the first part of one).
-
-    Durations come from the merged ``latency`` (``http_req_duration``) or
-    ``service`` histograms of the selected names, converted to milliseconds.
-    A tag filter ``{name:X}`` selects the name ``X``; any other key selects the
-    names whose ``tags`` carry that value; no filter selects every name.
-
-    With no data to aggregate (no requests for a duration or
-    ``http_req_failed``, no check results for ``checks``, a zero-length run
-    for a per-second ``rate``), ``observed`` is ``None`` and the threshold
-    *passes*, whatever its operator. This is what k6 does with empty metrics:
-    a threshold on a request name that never ran does not fail the run.
-    ``count`` always has data (zero is a count).
-
-    Args:
-        spec: The threshold.
-        result: The run, complete or in progress.
-        end_second: Only count seconds ``< end_second`` of the run, and divide
-            per-second rates by ``end_second``; used for ``abort_on_fail``
-            checks during the run. Check results and the ``iterations`` and
-            ``dropped_iterations`` counters are not kept per second, so they
-            count whatever ``result`` holds so far.
-
-    Returns:
-        The verdict, with ``observed`` in the unit of the condition.
-
-    Example:
-        >>> from perfpilot.records import LoadResult
-        >>> evaluate(parse_threshold("p(95)<500"), LoadResult("r", 0.0, 1.0)).passed
-        True
-    """
-    observed = _observe(spec, result, end_second)
-    passed = True if observed is None else OPERATORS[spec.op](observed, spec.value)
-    return ThresholdResult(
-        metric=spec.metric_key,
-        expression=spec.condition,
-        passed=passed,
-        observed=observed,
-        aborted=False,
-    )
-
-
-def evaluate_all(specs: Iterable[ThresholdSpec], result: LoadResult) -> list[ThresholdResult]:
-    """Judge every threshold against a complete run, in order.
-
-    Args:
-        specs: The thresholds.
-        result: The run.
-
-    Returns:
-        One verdict per threshold.
-    """
-    return [evaluate(spec, result) for spec in specs]

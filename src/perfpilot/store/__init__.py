@@ -1,4 +1,4 @@
-"""Where runs are kept: one small interface, backends chosen by location.
+"""Where runs and in-app monitoring data are kept: one interface, backends by location.
 
 Example:
     >>> from perfpilot.store import open_store
@@ -29,16 +29,21 @@ def open_store(location: str, *, create: bool = True) -> Store:
     Args:
         location: A file path (``.perfpilot/perfpilot.db``, ``~`` expanded),
             a SQLite URL (``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
-            or ``sqlite://`` for a throw-away in-memory store), or ``:memory:``.
+            or ``sqlite://`` for a throw-away in-memory store), ``:memory:``,
+            or a PostgreSQL URL (``postgresql://user:password@host:5432/db``;
+            also ``postgres://`` and ``postgresql+psycopg://``), which needs
+            ``pip install 'perfpilot[postgres]'``.
         create: Whether to create a missing SQLite file (and its directories);
-            when ``False`` a missing store raises :class:`StoreError`.
+            when ``False`` a missing store raises :class:`StoreError`. A
+            PostgreSQL database must exist; its tables are always created.
 
     Returns:
         An open store; use it as a context manager or call ``close()``.
 
     Raises:
-        StoreError: The location is empty, names an unsupported backend
-            (PostgreSQL is not supported yet), or is not a usable store.
+        StoreError: The location is empty, names an unsupported backend, or
+            is not a usable store (for PostgreSQL: cannot be reached, or
+            psycopg is missing). Messages never contain a password.
     """
     from perfpilot.store.sqlite import MEMORY, SQLiteStore
 
@@ -48,10 +53,9 @@ def open_store(location: str, *, create: bool = True) -> Store:
     scheme, sep, _rest = text.partition("://")
     is_url = bool(sep) and _SCHEME.fullmatch(scheme) is not None
     if is_url and scheme.lower().partition("+")[0] in _POSTGRES_SCHEMES:
-        # Never echo the URL: it may carry a password.
-        raise StoreError(
-            f"{scheme}:// stores are not supported yet; use a SQLite file path for --store"
-        )
+        from perfpilot.store.postgres import PostgresStore
+
+        return PostgresStore(text)
     if text.startswith(_SQLITE_PREFIX):
         path = text[len(_SQLITE_PREFIX) :]
         if path in ("", "/"):

@@ -2,9 +2,16 @@
 
 A store keeps load runs (:class:`~perfpilot.records.LoadResult`) and reads
 them back, whole (:meth:`Store.get_run`) or as one-line summaries
-(:meth:`Store.list_runs`). SQLite (:mod:`perfpilot.store.sqlite`) is the
-embedded default; a PostgreSQL backend will implement the same interface over
-the same tables.
+(:meth:`Store.list_runs`). It also keeps what in-app monitoring observed
+(:class:`~perfpilot.app_records.AppSnapshot`, appended by
+:meth:`Store.save_app_snapshot`) and reads it back merged across processes,
+hosts and flush intervals (``app_*`` methods). SQLite
+(:mod:`perfpilot.store.sqlite`) is the embedded default; PostgreSQL
+(:mod:`perfpilot.store.postgres`) implements the same interface over the same
+tables, for a store shared by many hosts.
+
+Time filters of the ``app_*`` reads apply to the start of the flush interval a
+row belongs to: ``since <= started_at < until``.
 """
 
 from __future__ import annotations
@@ -14,6 +21,17 @@ import dataclasses
 from types import TracebackType
 from typing import Self
 
+from perfpilot.app_records import (
+    AppSnapshot,
+    CacheRow,
+    OutboundRow,
+    PoolRow,
+    QueryRow,
+    RequestRow,
+    ResourceSample,
+    Trace,
+    UnitRow,
+)
 from perfpilot.records import LoadResult
 
 
@@ -113,6 +131,159 @@ class Store(abc.ABC):
 
         Raises:
             StoreError: There is no run with this id, or it cannot be read.
+        """
+
+    # -- in-app monitoring ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def save_app_snapshot(self, snapshot: AppSnapshot) -> None:
+        """Append one process's flush interval in a single transaction.
+
+        Either every row of the snapshot is saved or, on any failure, none is.
+        Any number of processes (and, with PostgreSQL, hosts) may save at once;
+        rows are deltas, added up by the reads.
+
+        Args:
+            snapshot: What one process observed during one interval.
+
+        Raises:
+            StoreError: The store cannot be written.
+        """
+
+    @abc.abstractmethod
+    def app_requests(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> list[RequestRow]:
+        """Request aggregates merged per (route, method, status class).
+
+        Counts and sums are added (money and durations correctly rounded with
+        ``math.fsum``), latency histograms merged exactly.
+
+        Args:
+            since: Only intervals that started at or after this Unix time.
+            until: Only intervals that started before this Unix time.
+            service: Only this service (all services when ``None``).
+
+        Returns:
+            One row per key, sorted by key.
+
+        Raises:
+            StoreError: The store cannot be read.
+        """
+
+    @abc.abstractmethod
+    def app_queries(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> list[QueryRow]:
+        """Query aggregates merged per (fingerprint, route, db).
+
+        The call site is any non-null one seen. Arguments as for :meth:`app_requests`.
+
+        Returns:
+            One row per key, sorted by (fingerprint, db, route).
+        """
+
+    @abc.abstractmethod
+    def app_outbound(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> list[OutboundRow]:
+        """Outbound calls merged per (host, template, method, status class, route).
+
+        The model is the last non-null one written. Arguments as for :meth:`app_requests`.
+
+        Returns:
+            One row per key, sorted by key.
+        """
+
+    @abc.abstractmethod
+    def app_caches(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> list[CacheRow]:
+        """Cache hits and misses summed per (cache, command, prefix, route).
+
+        Arguments as for :meth:`app_requests`.
+        """
+
+    @abc.abstractmethod
+    def app_units(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> list[UnitRow]:
+        """Business units, requests and cost summed per (unit, route).
+
+        Arguments as for :meth:`app_requests`.
+        """
+
+    @abc.abstractmethod
+    def app_pools(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> list[PoolRow]:
+        """Connection-pool figures per pool: sums of sums, maxima of maxima.
+
+        ``size`` is the largest configured size seen. Arguments as for
+        :meth:`app_requests`.
+        """
+
+    @abc.abstractmethod
+    def app_resources(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> list[ResourceSample]:
+        """Resource samples, ordered by the time they were taken.
+
+        Arguments as for :meth:`app_requests`.
+        """
+
+    @abc.abstractmethod
+    def app_traces(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        service: str | None = None,
+        limit: int = 100,
+    ) -> list[Trace]:
+        """Kept traces with their spans, newest first.
+
+        Args:
+            since: As for :meth:`app_requests`.
+            until: As for :meth:`app_requests`.
+            service: As for :meth:`app_requests`.
+            limit: The most traces to return (at least 0).
+
+        Raises:
+            StoreError: The store cannot be read, or ``limit`` is negative.
+        """
+
+    @abc.abstractmethod
+    def app_drops(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> dict[str, int]:
+        """Items the recorders dropped, summed per kind (sorted by kind).
+
+        Arguments as for :meth:`app_requests`.
+        """
+
+    @abc.abstractmethod
+    def app_timeline(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        service: str | None = None,
+        route: str | None = None,
+    ) -> list[tuple[float, RequestRow]]:
+        """Request aggregates per minute, for charts.
+
+        Rows are merged per (minute, route, method, status class), where the
+        minute is that of the interval's start (a multiple of 60, Unix time).
+
+        Args:
+            since: As for :meth:`app_requests`.
+            until: As for :meth:`app_requests`.
+            service: As for :meth:`app_requests`.
+            route: Only this route template.
+
+        Returns:
+            ``(minute, row)`` pairs, by minute, then by key.
         """
 
     @abc.abstractmethod

@@ -3,8 +3,8 @@
 Migration ``i`` (0-based) takes a store from schema version ``i`` to ``i + 1``;
 SQLite keeps the applied version in ``PRAGMA user_version``. Released
 migrations are never edited: a schema change is a new script appended to
-:data:`MIGRATIONS`. The PostgreSQL backend will keep the same tables and
-columns (with ``BYTEA`` for ``BLOB``) and the same version numbers.
+:data:`MIGRATIONS`. The PostgreSQL backend (:mod:`perfpilot.store.pg_schema`)
+keeps the same tables, columns and version numbers in PostgreSQL types.
 
 Tables (version 1):
 
@@ -21,6 +21,27 @@ Tables (version 1):
     ``service``) in their binary form.
 ``run_thresholds``
     One row per threshold verdict, in the run's order (``idx``).
+
+Tables (version 2), in-app monitoring (:class:`~perfpilot.app_records.AppSnapshot`):
+every row is a delta of one process's flush interval and carries ``service``,
+``host``, ``pid``, ``started_at`` and ``ended_at`` of that interval and its
+``minute`` (``floor(started_at / 60) * 60``, for per-minute reads). Rows are
+only ever appended; readers add them up. Histograms are binary blobs, spans
+and reasons compact JSON.
+
+``app_requests``, ``app_queries``, ``app_outbound``, ``app_caches``, ``app_units``, ``app_pools``
+    One row per aggregate row of the snapshot (the fields of
+    :class:`~perfpilot.app_records.RequestRow` and its siblings; an outbound
+    call's host is ``remote_host``, a query's row count ``row_count``).
+``app_resources``
+    One row per resource sample (``sampled_at``, the sampled ``sample_pid``).
+``app_traces``
+    One row per kept trace (``request_at``; ``reasons_json``, ``spans_json``).
+``app_drops``
+    One row per kind of item dropped during the interval, with its count.
+
+Each app table is indexed by ``(service, minute)`` and ``(minute)``; those with
+a route also by ``(route, minute)``.
 """
 
 from __future__ import annotations
@@ -78,6 +99,194 @@ MIGRATIONS: tuple[str, ...] = (
         aborted INTEGER NOT NULL,
         PRIMARY KEY (run_id, idx)
     );
+    """,
+    # 2: in-app monitoring (append-only deltas of flush intervals).
+    """
+    CREATE TABLE app_requests (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        minute INTEGER NOT NULL,
+        route TEXT NOT NULL,
+        method TEXT NOT NULL,
+        status_class INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        latency BLOB NOT NULL,
+        db_time_s REAL NOT NULL,
+        db_count INTEGER NOT NULL,
+        outbound_time_s REAL NOT NULL,
+        outbound_count INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,
+        cache_hits INTEGER NOT NULL,
+        cache_misses INTEGER NOT NULL
+    );
+    CREATE INDEX app_requests_by_service ON app_requests (service, minute);
+    CREATE INDEX app_requests_by_minute ON app_requests (minute);
+    CREATE INDEX app_requests_by_route ON app_requests (route, minute);
+    CREATE TABLE app_queries (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        minute INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        sql TEXT NOT NULL,
+        db TEXT NOT NULL,
+        route TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        latency BLOB NOT NULL,
+        row_count INTEGER NOT NULL,
+        call_site TEXT
+    );
+    CREATE INDEX app_queries_by_service ON app_queries (service, minute);
+    CREATE INDEX app_queries_by_minute ON app_queries (minute);
+    CREATE INDEX app_queries_by_route ON app_queries (route, minute);
+    CREATE INDEX app_queries_by_fingerprint ON app_queries (fingerprint, minute);
+    CREATE TABLE app_outbound (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        minute INTEGER NOT NULL,
+        remote_host TEXT NOT NULL,
+        template TEXT NOT NULL,
+        method TEXT NOT NULL,
+        status_class INTEGER NOT NULL,
+        route TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        latency BLOB NOT NULL,
+        bytes_in INTEGER NOT NULL,
+        bytes_out INTEGER NOT NULL,
+        retries INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        model TEXT,
+        repeated INTEGER NOT NULL
+    );
+    CREATE INDEX app_outbound_by_service ON app_outbound (service, minute);
+    CREATE INDEX app_outbound_by_minute ON app_outbound (minute);
+    CREATE INDEX app_outbound_by_route ON app_outbound (route, minute);
+    CREATE TABLE app_caches (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        minute INTEGER NOT NULL,
+        cache TEXT NOT NULL,
+        command TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        route TEXT NOT NULL,
+        hits INTEGER NOT NULL,
+        misses INTEGER NOT NULL
+    );
+    CREATE INDEX app_caches_by_service ON app_caches (service, minute);
+    CREATE INDEX app_caches_by_minute ON app_caches (minute);
+    CREATE INDEX app_caches_by_route ON app_caches (route, minute);
+    CREATE TABLE app_units (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        minute INTEGER NOT NULL,
+        unit TEXT NOT NULL,
+        route TEXT NOT NULL,
+        units INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        cost_usd REAL NOT NULL
+    );
+    CREATE INDEX app_units_by_service ON app_units (service, minute);
+    CREATE INDEX app_units_by_minute ON app_units (minute);
+    CREATE INDEX app_units_by_route ON app_units (route, minute);
+    CREATE TABLE app_pools (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        minute INTEGER NOT NULL,
+        pool TEXT NOT NULL,
+        checkouts INTEGER NOT NULL,
+        wait_s REAL NOT NULL,
+        max_wait_s REAL NOT NULL,
+        checked_out_max INTEGER NOT NULL,
+        overflow_max INTEGER NOT NULL,
+        size INTEGER NOT NULL
+    );
+    CREATE INDEX app_pools_by_service ON app_pools (service, minute);
+    CREATE INDEX app_pools_by_minute ON app_pools (minute);
+    CREATE TABLE app_resources (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        minute INTEGER NOT NULL,
+        sampled_at REAL NOT NULL,
+        sample_pid INTEGER NOT NULL,
+        rss_bytes INTEGER NOT NULL,
+        cpu_percent REAL NOT NULL,
+        threads INTEGER NOT NULL,
+        open_files INTEGER NOT NULL,
+        host_cpu_percent REAL NOT NULL,
+        host_memory_used_bytes INTEGER NOT NULL,
+        host_memory_total_bytes INTEGER NOT NULL,
+        disk_read_bytes INTEGER NOT NULL,
+        disk_write_bytes INTEGER NOT NULL,
+        net_sent_bytes INTEGER NOT NULL,
+        net_recv_bytes INTEGER NOT NULL
+    );
+    CREATE INDEX app_resources_by_service ON app_resources (service, minute);
+    CREATE INDEX app_resources_by_minute ON app_resources (minute);
+    CREATE TABLE app_traces (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        minute INTEGER NOT NULL,
+        request_at REAL NOT NULL,
+        route TEXT NOT NULL,
+        method TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        duration_s REAL NOT NULL,
+        reasons_json TEXT NOT NULL,
+        spans_json TEXT NOT NULL,
+        spans_dropped INTEGER NOT NULL
+    );
+    CREATE INDEX app_traces_by_service ON app_traces (service, minute);
+    CREATE INDEX app_traces_by_minute ON app_traces (minute);
+    CREATE INDEX app_traces_by_route ON app_traces (route, minute);
+    CREATE TABLE app_drops (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        minute INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        count INTEGER NOT NULL
+    );
+    CREATE INDEX app_drops_by_service ON app_drops (service, minute);
+    CREATE INDEX app_drops_by_minute ON app_drops (minute);
     """,
 )
 

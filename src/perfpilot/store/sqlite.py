@@ -1,33 +1,55 @@
 """The SQLite store: one file, WAL mode, safe to share between processes.
 
 The connection runs in autocommit mode and every write is an explicit
-``BEGIN IMMEDIATE`` transaction, so a run is saved whole or not at all, and
-writers from several processes queue on the busy timeout instead of failing
-on a lock upgrade. Opening a store brings its schema up to date
-(:mod:`perfpilot.store.schema`) and refuses one written by a newer perfpilot.
+``BEGIN IMMEDIATE`` transaction, so a run or an app snapshot is saved whole or
+not at all, and writers from several processes (gunicorn or uvicorn workers
+flushing at once) queue on the busy timeout instead of failing on a lock
+upgrade; a write that still finds the database busy is retried a few times.
+Opening a store brings its schema up to date (:mod:`perfpilot.store.schema`)
+and refuses one written by a newer perfpilot.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
+from perfpilot.app_records import AppSnapshot
 from perfpilot.clock import Clock, SystemClock
 from perfpilot.errors import StoreError
 from perfpilot.records import LoadResult
-from perfpilot.store import rows
-from perfpilot.store.base import RunSummary, Store
+from perfpilot.store import app_rows, rows
+from perfpilot.store.app_reads import SQLAppReads
+from perfpilot.store.base import RunSummary
 from perfpilot.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, statements
 
 #: How long a writer waits for another process's transaction, in seconds.
 BUSY_TIMEOUT_S = 30.0
 
+#: How often a write that found the database busy past the timeout is retried.
+BUSY_RETRIES = 4
+
+#: The first pause before such a retry, in seconds; it doubles each time.
+BUSY_BACKOFF_S = 0.05
+
 MEMORY = ":memory:"
 
+# Primary result codes (the low byte of extended codes such as SQLITE_BUSY_SNAPSHOT).
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
 
-class SQLiteStore(Store):
+T = TypeVar("T")
+
+
+class _Busy(StoreError):
+    """The database stayed locked by another connection; the write may be retried."""
+
+
+class SQLiteStore(SQLAppReads):
     """A store in one SQLite file.
 
     Args:
@@ -38,6 +60,7 @@ class SQLiteStore(Store):
         clock: Gives each saved run its ``created_at`` (defaults to the
             system clock).
         busy_timeout_s: How long to wait for a lock held by another process.
+        sleep: Pauses between retries of a write that found the database busy.
 
     Raises:
         StoreError: The file cannot be created or opened, is not a perfpilot
@@ -56,9 +79,11 @@ class SQLiteStore(Store):
         create: bool = True,
         clock: Clock | None = None,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.path = str(path)
         self._clock: Clock = SystemClock() if clock is None else clock
+        self._sleep = sleep
         self._conn: sqlite3.Connection | None = None
         if self.path != MEMORY:
             _prepare_path(Path(self.path), create=create)
@@ -98,7 +123,8 @@ class SQLiteStore(Store):
         if not kind:
             raise StoreError("a run needs a kind, e.g. 'load'")
         run_row = rows.run_row(result, kind=kind, created_at=self._clock.time())
-        with self._transaction("save the run") as conn:
+
+        def write(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(_insert("runs", rows.RUN_COLUMNS), run_row)
             run_id = cursor.lastrowid
             if run_id is None:  # pragma: no cover - SQLite always sets it after an INSERT
@@ -115,7 +141,9 @@ class SQLiteStore(Store):
                 _insert("run_thresholds", ("run_id", *rows.THRESHOLD_COLUMNS)),
                 ((run_id, *row) for row in rows.threshold_rows(result)),
             )
-        return run_id
+            return run_id
+
+        return self._write("save the run", write)
 
     def list_runs(self, limit: int = 50) -> list[RunSummary]:
         """Summaries of the stored runs, newest first.
@@ -173,6 +201,30 @@ class SQLiteStore(Store):
             ).fetchall()
         return rows.result_from_rows(run_id, run, names, series, thresholds)
 
+    def save_app_snapshot(self, snapshot: AppSnapshot) -> None:
+        """Append one process's flush interval in a single transaction.
+
+        Either every row of the snapshot is saved or, on any failure, none is.
+        Writers in other processes wait for each other (busy timeout, then a
+        few retries with backoff).
+
+        Args:
+            snapshot: What one process observed during one interval.
+
+        Raises:
+            StoreError: The store cannot be written.
+        """
+
+        # Rows are built (histograms serialized, spans encoded) before taking
+        # the write lock, so other processes wait only for the inserts.
+        prepared = [(table, list(values)) for table, values in app_rows.snapshot_rows(snapshot)]
+
+        def write(conn: sqlite3.Connection) -> None:
+            for table, values in prepared:
+                conn.executemany(_insert(table.name, table.insert_columns), values)
+
+        self._write("save the app snapshot", write)
+
     def close(self) -> None:
         """Close the connection; closing twice is harmless."""
         if self._conn is not None:
@@ -187,6 +239,19 @@ class SQLiteStore(Store):
             raise StoreError(f"store {self.path} is closed")
         return self._conn
 
+    def _write(self, doing: str, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` in a write transaction, retrying it while the database is busy."""
+        attempt = 0
+        while True:
+            try:
+                with self._transaction(doing) as conn:
+                    return body(conn)
+            except _Busy:
+                if attempt >= BUSY_RETRIES:
+                    raise
+                self._sleep(BUSY_BACKOFF_S * 2**attempt)
+                attempt += 1
+
     @contextmanager
     def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed on success, rolled back on any error."""
@@ -194,15 +259,24 @@ class SQLiteStore(Store):
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot {doing} in {self.path}: {_reason(exc)}") from None
+            raise self._error(doing, exc) from None
         try:
             yield conn
             conn.execute("COMMIT")
         except BaseException as exc:
             _rollback(conn)
             if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"cannot {doing} in {self.path}: {_reason(exc)}") from None
+                raise self._error(doing, exc) from None
             raise
+
+    def _error(self, doing: str, exc: sqlite3.Error) -> StoreError:
+        kind = _Busy if _is_busy(exc) else StoreError
+        return kind(f"cannot {doing} in {self.path}: {_reason(exc)}")
+
+    def _select(self, doing: str, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        with self._reading(doing) as conn:
+            found: list[Sequence[Any]] = conn.execute(sql, tuple(params)).fetchall()
+        return found
 
     @contextmanager
     def _reading(self, doing: str) -> Iterator[sqlite3.Connection]:
@@ -289,6 +363,11 @@ def _user_version(conn: sqlite3.Connection) -> int:
 def _insert(table: str, columns: tuple[str, ...]) -> str:
     marks = ", ".join("?" * len(columns))
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
 
 
 def _reason(exc: sqlite3.Error) -> str:

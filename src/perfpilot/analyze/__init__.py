@@ -1,0 +1,1 @@
+"""Pure analysis over records: summaries, breakdowns, detectors. No I/O."""

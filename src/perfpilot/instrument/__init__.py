@@ -1,0 +1,283 @@
+"""In-app monitoring: one line to instrument a Flask, FastAPI, Starlette or Django app.
+
+Example::
+
+    import perfpilot
+    app = perfpilot.instrument(app)            # Flask, FastAPI, Starlette, Django, any WSGI/ASGI
+
+    @app.get("/listings")
+    def create_listing():
+        ...
+        perfpilot.unit("listing")              # cost per listing generated
+        perfpilot.cache_event("thumbnails", hit=True)
+
+Requests are timed per route template; SQL (sqlite3, psycopg 3, SQLAlchemy),
+outbound HTTP (httpx, requests, aiohttp) with its cost, and redis-py cache hits
+are recorded per request. A background thread writes aggregates to the store
+every few seconds. Nothing here raises into the app or blocks a request:
+problems are logged once (logger ``perfpilot``) and the app keeps serving.
+
+``perfpilot.instrument`` is this package *and* a function: the package module
+is callable, so ``perfpilot.instrument(app)`` works however it was imported.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import types
+from collections.abc import Mapping
+from typing import Any
+
+from perfpilot.instrument.context import active, warn_once
+from perfpilot.instrument.recorder import Recorder
+from perfpilot.instrument.templates import path_template
+
+__all__ = ["cache_event", "current_recorder", "instrument", "metrics_app", "unit"]
+
+
+def instrument(
+    app: Any,
+    *,
+    store: str | None = None,
+    service: str | None = None,
+    server_timing: bool | None = None,
+    flush_interval_s: float | None = None,
+    prices: str | None = None,
+    recorder: Recorder | None = None,
+    hooks: bool = True,
+    flush: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> Any:
+    """Instrument a web app; returns the app to serve (possibly wrapped).
+
+    Args:
+        app: A Flask app, a FastAPI/Starlette app, a Django WSGI/ASGI handler,
+            or any WSGI or ASGI callable.
+        store: Store location (default from settings: ``.perfpilot/perfpilot.db``).
+        service: Service name for the data (default from settings).
+        server_timing: Add ``Server-Timing`` and ``X-Response-Time`` headers.
+        flush_interval_s: Seconds between writes to the store.
+        prices: Path of a TOML price table for outbound API calls.
+        recorder: Use this recorder (tests); one is made otherwise.
+        hooks: Install the SQL, outbound HTTP and cache hooks.
+        flush: Start the background flusher (tests may drive it by hand).
+        environ: Environment for settings (defaults to ``os.environ``).
+
+    Returns:
+        What to serve: the same Flask app (its ``wsgi_app`` wrapped), or a
+        wrapping WSGI/ASGI callable. An object perfpilot does not recognize is
+        returned unchanged, with one warning.
+    """
+    try:
+        return _instrument(
+            app, store, service, server_timing, flush_interval_s, prices, recorder, hooks, flush,
+            environ,
+        )  # fmt: skip
+    except Exception as exc:  # never break the app's start-up
+        warn_once("instrument", "perfpilot: not instrumented (%r); the app runs as is", exc)
+        return app
+
+
+def _instrument(
+    app: Any,
+    store: str | None,
+    service: str | None,
+    server_timing: bool | None,
+    flush_interval_s: float | None,
+    prices: str | None,
+    recorder: Recorder | None,
+    hooks: bool,
+    flush: bool,
+    environ: Mapping[str, str] | None,
+) -> Any:
+    from perfpilot.config import Settings, load_settings
+    from perfpilot.errors import ConfigError
+    from perfpilot.instrument.asgi import PerfpilotASGIMiddleware
+
+    overrides: dict[str, Any] = {
+        "store": store,
+        "service": service,
+        "server_timing": server_timing,
+        "flush_interval_s": flush_interval_s,
+        "prices": prices,
+    }
+    try:
+        settings = load_settings(overrides, environ=environ)
+    except ConfigError as exc:
+        warn_once("settings", "perfpilot: bad settings (%s); using defaults", exc)
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    rec = recorder or Recorder(
+        settings.service,
+        slow_s=settings.slow_request_ms / 1000,
+        sample_rate=settings.trace_sample_rate,
+    )
+    wrapped = wrap_app(app, rec, server_timing=settings.server_timing)
+    if wrapped is None:
+        warn_once(
+            f"unknown-{type(app).__name__}",
+            "perfpilot: cannot instrument %r: not a Flask, Starlette/FastAPI or Django app, "
+            "nor a WSGI/ASGI callable; it runs uninstrumented",
+            type(app).__name__,
+        )
+        return app
+    active.recorder = rec
+    if hooks:
+        install_hooks(settings.prices)
+    if flush:
+        flusher = start_flusher(rec, settings.store, settings.flush_interval_s)
+        if isinstance(wrapped, PerfpilotASGIMiddleware):
+            # ASGI servers may exit without atexit: flush at lifespan shutdown
+            wrapped.on_shutdown = flusher.stop
+    return wrapped
+
+
+def wrap_app(app: Any, recorder: Recorder, *, server_timing: bool = False) -> Any | None:
+    """Wrap ``app`` in the right middleware; ``None`` when it is not an app."""
+    from perfpilot.instrument.asgi import PerfpilotASGIMiddleware
+    from perfpilot.instrument.routes import StarletteRoutes, install_django, install_flask
+    from perfpilot.instrument.wsgi import PerfpilotWSGIMiddleware
+
+    module = type(app).__module__
+    if module.startswith("flask") or (hasattr(app, "url_map") and hasattr(app, "wsgi_app")):
+        install_flask(app)
+        app.wsgi_app = PerfpilotWSGIMiddleware(app.wsgi_app, recorder, server_timing=server_timing)
+        return app
+    if module.startswith("django."):
+        install_django()
+        if _is_asgi(app):
+            return PerfpilotASGIMiddleware(
+                app, recorder, lambda scope: None, server_timing=server_timing
+            )
+        return PerfpilotWSGIMiddleware(app, recorder, server_timing=server_timing)
+    if hasattr(app, "routes") and _is_asgi(app):
+        return PerfpilotASGIMiddleware(
+            app, recorder, StarletteRoutes(app), server_timing=server_timing
+        )
+    if _is_asgi(app):
+        return PerfpilotASGIMiddleware(
+            app, recorder, _template_from_scope, server_timing=server_timing
+        )
+    if callable(app):
+        return PerfpilotWSGIMiddleware(
+            app, recorder, _template_from_environ, server_timing=server_timing
+        )
+    return None
+
+
+def _is_asgi(app: Any) -> bool:
+    if inspect.isfunction(app) or inspect.ismethod(app):
+        return inspect.iscoroutinefunction(app)
+    return inspect.iscoroutinefunction(type(app).__call__) if callable(app) else False
+
+
+def _template_from_scope(scope: Any) -> str:
+    return path_template(scope.get("path", "/"))
+
+
+def _template_from_environ(environ: Any) -> str:
+    return path_template(environ.get("PATH_INFO", "/"))
+
+
+def install_hooks(prices: str | None = None) -> list[str]:
+    """Hook every supported library that is installed; returns what was hooked."""
+    installed: list[str] = []
+    for module_name, args in (
+        ("perfpilot.instrument.sql", ()),
+        ("perfpilot.instrument.outbound", (prices,)),
+        ("perfpilot.instrument.cache", ()),
+    ):
+        try:
+            module = __import__(module_name, fromlist=["install"])
+            installed.extend(module.install(*args))
+        except Exception as exc:
+            warn_once(f"hooks-{module_name}", "perfpilot: %s not hooked: %r", module_name, exc)
+    return installed
+
+
+def start_flusher(recorder: Recorder, store: str, interval_s: float) -> Any:
+    """Start the background thread that writes the recorder's data to ``store``."""
+    from perfpilot.instrument.flusher import Flusher
+    from perfpilot.instrument.sink import StoreSink
+
+    sampler = None
+    try:
+        from perfpilot.instrument.resources import ResourceSampler
+
+        sampler = ResourceSampler()
+    except Exception as exc:
+        warn_once("resources", "perfpilot: no resource sampling: %r", exc)
+    fingerprint = _fingerprinter()
+    from perfpilot.instrument.totals import process_totals
+
+    flusher = Flusher(
+        recorder,
+        StoreSink(store),
+        fingerprint,
+        interval_s=interval_s,
+        sampler=sampler,
+        observers=[process_totals().add],
+    )
+    flusher.start()
+    return flusher
+
+
+def _fingerprinter() -> Any:
+    try:
+        from perfpilot.instrument.fingerprint import fingerprint
+
+        return fingerprint
+    except Exception as exc:  # sqlglot missing: fall back to a plain hash of the text
+        warn_once("fingerprint", "perfpilot: SQL fingerprinting unavailable: %r", exc)
+        import hashlib
+
+        def plain(sql: str, db: str) -> tuple[str, str]:
+            return hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16], "<sql>"
+
+        return plain
+
+
+def current_recorder() -> Recorder | None:
+    """The recorder the hooks report to, if the app was instrumented."""
+    return active.recorder
+
+
+def unit(name: str, count: int = 1) -> None:
+    """Mark that the current request produced ``count`` business units ``name``.
+
+    Reports can then say "cost per listing generated". Does nothing when the
+    app is not instrumented; never raises.
+    """
+    recorder = active.recorder
+    if recorder is not None:
+        try:
+            recorder.unit(str(name), int(count))
+        except Exception as exc:
+            warn_once("unit", "perfpilot: unit not recorded: %r", exc)
+
+
+def cache_event(name: str, *, hit: bool, command: str = "get", key_prefix: str = "") -> None:
+    """Record one lookup of an in-process cache: ``cache_event("thumbs", hit=True)``."""
+    recorder = active.recorder
+    if recorder is not None:
+        try:
+            recorder.cache(str(name), command, key_prefix, bool(hit))
+        except Exception as exc:
+            warn_once("cache_event", "perfpilot: cache event not recorded: %r", exc)
+
+
+def metrics_app(recorder: Recorder | None = None, *, kind: str = "asgi") -> Any:
+    """A small ASGI (or ``kind="wsgi"``) app serving metrics in Prometheus text format."""
+    from perfpilot.instrument.prometheus import make_metrics_app
+
+    return make_metrics_app(recorder, kind=kind)
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``perfpilot.instrument(app)`` call :func:`instrument` on this package."""
+
+    def __call__(self, app: Any, **kwargs: Any) -> Any:
+        return instrument(app, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

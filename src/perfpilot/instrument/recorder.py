@@ -1,0 +1,573 @@
+"""The in-process recorder: aggregates, bounded, never blocking, never raising.
+
+Hooks report events; the recorder keeps aggregates for the current flush
+interval (one histogram and a few sums per key), a bounded number of traces,
+and counts of everything it had to drop. :meth:`Recorder.collect` swaps the
+interval out for the flusher thread, which turns it into an
+:class:`~perfpilot.app_records.AppSnapshot` and writes it to the store.
+
+Bounds: at most ``max_keys`` keys per table per interval (further keys fold
+into ``<other>`` and are counted in ``drops``), at most ``max_traces`` traces per
+interval, at most ``MAX_EVENTS_PER_REQUEST`` buffered events per request.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Iterable
+from types import FrameType
+from typing import Any
+
+from perfpilot.instrument.context import (
+    MAX_EVENTS_PER_REQUEST,
+    NO_EVENTS,
+    RequestContext,
+    current_request,
+)
+from perfpilot.stats.histogram import Histogram
+
+OTHER = "<other>"
+NO_ROUTE = "<none>"
+UNMATCHED = "<unmatched>"
+MAX_CALL_SITES = 10_000
+# besides no response and 5xx: statuses after which clients retry
+_RETRYABLE = frozenset((408, 429))
+
+
+class RequestAgg:
+    """Sums of one (route, method, status class) key."""
+
+    __slots__ = (
+        "cache_hits",
+        "cache_misses",
+        "cost",
+        "count",
+        "db_count",
+        "db_time",
+        "errors",
+        "latency",
+        "out_count",
+        "out_time",
+    )
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.latency = Histogram()
+        self.db_time = 0.0
+        self.db_count = 0
+        self.out_time = 0.0
+        self.out_count = 0
+        self.cost = 0.0
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+
+class QueryAgg:
+    """Sums of one (raw SQL, route, db) key; fingerprinted at flush."""
+
+    __slots__ = ("count", "errors", "latency", "rows")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.rows = 0
+        self.latency = Histogram()
+
+
+class OutboundAgg:
+    """Sums of one (host, template, method, status class, route) key."""
+
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "completion_tokens",
+        "cost",
+        "count",
+        "errors",
+        "latency",
+        "model",
+        "prompt_tokens",
+        "repeated",
+        "retries",
+    )
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.latency = Histogram()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.retries = 0
+        self.cost = 0.0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.model: str | None = None
+        self.repeated = 0
+
+
+class Interval:
+    """Everything recorded during one flush interval (raw, not yet fingerprinted)."""
+
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+        self.requests: dict[tuple[str, str, int], RequestAgg] = {}
+        self.queries: dict[tuple[str, str, str], QueryAgg] = {}
+        self.outbound: dict[tuple[str, str, str, int, str], OutboundAgg] = {}
+        self.caches: dict[tuple[str, str, str, str], list[int]] = {}
+        self.units: dict[tuple[str, str], list[float]] = {}
+        self.traces: list[dict[str, Any]] = []
+        self.resources: list[Any] = []
+        self.pools: dict[str, list[float]] = {}
+        self.drops: dict[str, int] = {}
+
+
+class Recorder:
+    """Aggregates requests, queries, outbound calls and cache events in memory.
+
+    Args:
+        service: Service name written with every snapshot.
+        slow_s: Requests at least this slow are traced.
+        sample_rate: Fraction of other requests traced at random.
+        repeat_threshold: A request running one statement this many times is
+            traced (an N+1 suspect).
+        max_keys: Keys per table per interval before folding into ``<other>``.
+        max_traces: Traces per interval.
+        seed: Seed of the sampler (tests).
+    """
+
+    def __init__(
+        self,
+        service: str = "default",
+        *,
+        slow_s: float = 0.5,
+        sample_rate: float = 0.01,
+        repeat_threshold: int = 5,
+        max_keys: int = 2000,
+        max_traces: int = 100,
+        seed: int | None = None,
+    ) -> None:
+        self.service = service
+        self.slow_s = slow_s
+        self.sample_rate = sample_rate
+        self.repeat_threshold = repeat_threshold
+        self.max_keys = max_keys
+        self.max_traces = max_traces
+        self._lock = threading.Lock()
+        self._random = random.Random(seed).random
+        self._interval = Interval(time.time())
+        self._wall_offset = time.time() - time.perf_counter()
+        self.call_sites: dict[str, str | None] = {}
+
+    # -- the hot path ---------------------------------------------------------
+    def finish(self, ctx: RequestContext, duration: float) -> None:
+        """Aggregate one finished request and everything it did."""
+        route = ctx.route or UNMATCHED
+        status = ctx.status
+        error = ctx.error or status >= 500
+        status_class = 5 if ctx.error else status // 100
+        key = (route, ctx.method, status_class)
+        with self._lock:
+            interval = self._interval
+            requests = interval.requests
+            agg = requests.get(key)
+            if agg is None:
+                agg = self._new_key(requests, key, (OTHER, ctx.method, status_class), RequestAgg)
+            agg.count += 1
+            if error:
+                agg.errors += 1
+            agg.latency.record(duration)
+            if ctx.db_count:
+                agg.db_time += ctx.db_time
+                agg.db_count += ctx.db_count
+                self._add_queries(interval, ctx.queries, route)
+            if ctx.out_count:
+                agg.out_time += ctx.out_time
+                agg.out_count += ctx.out_count
+                agg.cost += ctx.cost
+                self._add_calls(interval, ctx.calls, route)
+            if ctx.cache_events:
+                agg.cache_hits += ctx.cache_hits
+                agg.cache_misses += ctx.cache_misses
+                self._add_cache_events(interval, ctx.cache_events, route)
+            if ctx.units:
+                units = interval.units
+                for name, n in ctx.units.items():
+                    sums = units.get((name, route))
+                    if sums is None:
+                        sums = units[(name, route)] = [0.0, 0.0, 0.0]
+                    sums[0] += n
+                    sums[1] += 1
+                    sums[2] += ctx.cost
+            if ctx.dropped:
+                interval.drops["request_events"] = (
+                    interval.drops.get("request_events", 0) + ctx.dropped
+                )
+            if (
+                duration >= self.slow_s
+                or error
+                or ctx.db_count >= self.repeat_threshold
+                or self._random() < self.sample_rate
+            ) and (reasons := self._trace_reasons(ctx, duration, error)):
+                if len(interval.traces) < self.max_traces:
+                    interval.traces.append(self._trace(ctx, route, duration, reasons))
+                else:
+                    interval.drops["traces"] = interval.drops.get("traces", 0) + 1
+
+    def query(
+        self, sql: str, start: float, duration: float, rows: int, failed: bool, db: str
+    ) -> None:
+        """Record one SQL statement (``start`` is its ``perf_counter()`` start)."""
+        ctx = current_request.get()
+        if ctx is None:
+            with self._lock:
+                self._add_queries(
+                    self._interval, ((sql, 0.0, duration, rows, failed, db),), NO_ROUTE
+                )
+            return
+        ctx.db_time += duration
+        ctx.db_count += 1
+        queries = ctx.queries
+        if queries is NO_EVENTS:  # the first event of the request
+            queries = ctx.queries = []
+        if len(queries) < MAX_EVENTS_PER_REQUEST:
+            queries.append((sql, start - ctx.started, duration, rows, failed, db))
+        else:
+            ctx.dropped += 1
+            with self._lock:
+                self._add_queries(
+                    self._interval, ((sql, 0.0, duration, rows, failed, db),), ctx.route or OTHER
+                )
+
+    def outbound(
+        self,
+        method: str,
+        host: str,
+        template: str,
+        status: int,
+        start: float,
+        duration: float,
+        *,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+        cost: float = 0.0,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        model: str | None = None,
+        identity: Any = None,
+    ) -> None:
+        """Record one outbound HTTP call.
+
+        Args:
+            method: HTTP method.
+            host: ``host[:port]``.
+            template: Path template (ids replaced).
+            status: HTTP status, 0 when the call failed without a response.
+            start: ``perf_counter()`` at the start.
+            duration: Seconds.
+            bytes_in: Response body bytes.
+            bytes_out: Request body bytes.
+            cost: US dollars, from the price table.
+            prompt_tokens: Token usage, when the API reports it.
+            completion_tokens: Token usage, when the API reports it.
+            model: Model name, when the API reports it.
+            identity: A hashable key of (method, URL, body) for spotting
+                repeated identical calls within a request.
+        """
+        event = (
+            method, host, template, status, duration, bytes_in, bytes_out, cost,
+            prompt_tokens, completion_tokens, model, identity,
+        )  # fmt: skip
+        ctx = current_request.get()
+        if ctx is None:
+            with self._lock:
+                self._add_calls(self._interval, ((*event, 0.0),), NO_ROUTE)
+            return
+        ctx.out_time += duration
+        ctx.out_count += 1
+        ctx.cost += cost
+        calls = ctx.calls
+        if calls is NO_EVENTS:
+            calls = ctx.calls = []
+        if len(calls) < MAX_EVENTS_PER_REQUEST:
+            calls.append((*event, start - ctx.started))
+        else:
+            ctx.dropped += 1
+            with self._lock:
+                self._add_calls(self._interval, ((*event, 0.0),), ctx.route or OTHER)
+
+    def cache(self, cache: str, command: str, prefix: str, hit: bool) -> None:
+        """Record one cache lookup."""
+        ctx = current_request.get()
+        if ctx is None:
+            with self._lock:
+                self._add_cache_events(
+                    self._interval, ((cache, command, prefix, hit, 0.0),), NO_ROUTE
+                )
+            return
+        if hit:
+            ctx.cache_hits += 1
+        else:
+            ctx.cache_misses += 1
+        events = ctx.cache_events
+        if events is NO_EVENTS:
+            events = ctx.cache_events = []
+        if len(events) < MAX_EVENTS_PER_REQUEST:
+            events.append((cache, command, prefix, hit, time.perf_counter() - ctx.started))
+        else:
+            ctx.dropped += 1
+            with self._lock:
+                self._add_cache_events(
+                    self._interval, ((cache, command, prefix, hit, 0.0),), ctx.route or OTHER
+                )
+
+    def unit(self, name: str, count: int = 1) -> None:
+        """Mark that the current request produced ``count`` business units ``name``."""
+        ctx = current_request.get()
+        if ctx is None:
+            with self._lock:
+                sums = self._interval.units.setdefault((name, NO_ROUTE), [0.0, 0.0, 0.0])
+                sums[0] += count
+            return
+        if ctx.units is None:
+            ctx.units = {}
+        ctx.units[name] = ctx.units.get(name, 0) + count
+
+    def pool_checkout(
+        self, pool: str, wait_s: float, checked_out: int, overflow: int, size: int
+    ) -> None:
+        """Record one connection checkout from a pool, with how long it waited."""
+        with self._lock:
+            pools = self._interval.pools
+            sums = pools.get(pool)
+            if sums is None:
+                if len(pools) >= self.max_keys:
+                    self._count_drop(self._interval, "keys")
+                    return
+                sums = pools[pool] = [0, 0.0, 0.0, 0, 0, size]
+            sums[0] += 1
+            sums[1] += wait_s
+            sums[2] = max(sums[2], wait_s)
+            sums[3] = max(sums[3], checked_out)
+            sums[4] = max(sums[4], overflow)
+            sums[5] = size
+
+    def resource_sample(self, sample: Any) -> None:
+        """Keep one resource sample for the next snapshot."""
+        with self._lock:
+            resources = self._interval.resources
+            if len(resources) < self.max_keys:
+                resources.append(sample)
+            else:
+                self._count_drop(self._interval, "resources")
+
+    def drop(self, kind: str, n: int = 1) -> None:
+        """Count ``n`` items of ``kind`` that were dropped instead of recorded."""
+        with self._lock:
+            self._count_drop(self._interval, kind, n)
+
+    def call_site(self, sql: str) -> str | None:
+        """The application frame that first ran ``sql`` (cached per statement text)."""
+        sites = self.call_sites
+        try:
+            return sites[sql]
+        except KeyError:
+            pass
+        site = find_call_site()
+        if len(sites) >= MAX_CALL_SITES:
+            sites.clear()
+        sites[sql] = site
+        return site
+
+    # -- the flusher's side ----------------------------------------------------
+    def collect(self) -> Interval:
+        """Swap out the current interval and return it (for the flusher)."""
+        now = time.time()
+        with self._lock:
+            interval = self._interval
+            self._interval = Interval(now)
+        return interval
+
+    def reset_after_fork(self) -> None:
+        """Forget what the parent recorded (it flushes its own) and re-create the lock."""
+        self._lock = threading.Lock()
+        self._interval = Interval(time.time())
+
+    # -- helpers (called with the lock held) -----------------------------------
+    def _new_key(self, table: dict[Any, Any], key: Any, other: Any, factory: Any) -> Any:
+        if len(table) >= self.max_keys:
+            self._count_drop(self._interval, "keys")
+            agg = table.get(other)
+            if agg is None:
+                agg = table[other] = factory()
+            return agg
+        agg = table[key] = factory()
+        return agg
+
+    @staticmethod
+    def _count_drop(interval: Interval, kind: str, n: int = 1) -> None:
+        interval.drops[kind] = interval.drops.get(kind, 0) + n
+
+    def _add_queries(
+        self,
+        interval: Interval,
+        queries: Iterable[tuple[str, float, float, int, bool, str]],
+        route: str,
+    ) -> None:
+        table = interval.queries
+        for sql, _start, duration, rows, failed, db in queries:
+            key = (sql, route, db)
+            agg = table.get(key)
+            if agg is None:
+                agg = self._new_key(table, key, (OTHER, route, db), QueryAgg)
+            agg.count += 1
+            agg.latency.record(duration)
+            if rows > 0:
+                agg.rows += rows
+            if failed:
+                agg.errors += 1
+
+    def _add_calls(self, interval: Interval, calls: Iterable[tuple[Any, ...]], route: str) -> None:
+        table = interval.outbound
+        seen: set[Any] = set()
+        failed: set[Any] = set()  # identities whose last call failed
+        for call in calls:
+            (method, host, template, status, duration, b_in, b_out, cost,
+             p_tokens, c_tokens, model, identity, _start) = call  # fmt: skip
+            status_class = status // 100
+            key = (host, template, method, status_class, route)
+            agg = table.get(key)
+            if agg is None:
+                agg = self._new_key(
+                    table, key, (host, OTHER, method, status_class, route), OutboundAgg
+                )
+            agg.count += 1
+            if status == 0 or status >= 500:
+                agg.errors += 1
+            agg.latency.record(duration)
+            agg.bytes_in += b_in
+            agg.bytes_out += b_out
+            agg.cost += cost
+            agg.prompt_tokens += p_tokens
+            agg.completion_tokens += c_tokens
+            if model:
+                agg.model = model
+            if identity is not None:
+                if identity in seen:
+                    agg.repeated += 1
+                    if identity in failed:
+                        agg.retries += 1
+                else:
+                    seen.add(identity)
+                if status == 0 or status >= 500 or status in _RETRYABLE:
+                    failed.add(identity)
+                else:
+                    failed.discard(identity)
+
+    def _add_cache_events(
+        self, interval: Interval, events: Iterable[tuple[str, str, str, bool, float]], route: str
+    ) -> None:
+        table = interval.caches
+        for cache, command, prefix, hit, _start in events:
+            key = (cache, command, prefix, route)
+            counts = table.get(key)
+            if counts is None:
+                if len(table) >= self.max_keys:
+                    self._count_drop(interval, "keys")
+                    key = (cache, command, OTHER, route)
+                    counts = table.setdefault(key, [0, 0])
+                else:
+                    counts = table[key] = [0, 0]
+            counts[0 if hit else 1] += 1
+
+    def _trace_reasons(self, ctx: RequestContext, duration: float, error: bool) -> tuple[str, ...]:
+        reasons: list[str] = []
+        if duration >= self.slow_s:
+            reasons.append("slow")
+        if error:
+            reasons.append("error")
+        if ctx.db_count >= self.repeat_threshold and _has_repeat(
+            ctx.queries, self.repeat_threshold
+        ):
+            reasons.append("repeated_query")
+        if not reasons:
+            # reached only when the caller's draw fell under the sample rate
+            reasons.append("sample")
+        return tuple(reasons)
+
+    def _trace(
+        self, ctx: RequestContext, route: str, duration: float, reasons: tuple[str, ...]
+    ) -> dict[str, Any]:
+        return {
+            "at": self._wall_offset + ctx.started,
+            "route": route,
+            "method": ctx.method,
+            "status": 500 if ctx.error else ctx.status,
+            "duration_s": duration,
+            "reasons": reasons,
+            "queries": list(ctx.queries),
+            "calls": list(ctx.calls),
+            "cache_events": list(ctx.cache_events),
+            "dropped": ctx.dropped,
+        }
+
+
+def _has_repeat(queries: list[tuple[str, float, float, int, bool, str]], threshold: int) -> bool:
+    counts: dict[str, int] = {}
+    for query in queries:
+        sql = query[0]
+        n = counts.get(sql, 0) + 1
+        if n >= threshold:
+            return True
+        counts[sql] = n
+    return False
+
+
+_LIBRARY_PREFIXES = tuple(
+    {
+        p
+        for p in (
+            sysconfig.get_paths().get("stdlib"),
+            sysconfig.get_paths().get("platstdlib"),
+            sysconfig.get_paths().get("purelib"),
+            sysconfig.get_paths().get("platlib"),
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        if p
+    }
+)
+_library_cache: dict[str, bool] = {}
+
+
+def _is_library(filename: str) -> bool:
+    known = _library_cache.get(filename)
+    if known is None:
+        known = (
+            filename.startswith(_LIBRARY_PREFIXES)
+            or filename.startswith("<")
+            or "site-packages" in filename
+            or "dist-packages" in filename
+        )
+        _library_cache[filename] = known
+    return known
+
+
+def find_call_site(skip: int = 2) -> str | None:
+    """``file:line`` of the innermost frame outside the standard library,
+    installed packages and perfpilot itself, or ``None``."""
+    try:
+        frame = sys._getframe(skip)
+    except ValueError:
+        return None
+    current: FrameType | None = frame
+    while current is not None:
+        filename = current.f_code.co_filename
+        if not _is_library(filename):
+            return f"{filename}:{current.f_lineno}"
+        current = current.f_back
+    return None

@@ -1,0 +1,128 @@
+"""WSGI middleware (Flask, Django and any WSGI app).
+
+The request is timed until the server closes the response iterable, so
+streamed bodies count. Nothing perfpilot does can raise into the application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from perfpilot.instrument.context import RequestContext, current_request, perf, warn_once
+from perfpilot.instrument.recorder import Recorder
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+RouteResolver = Callable[[Environ], "str | None"]
+
+
+class PerfpilotWSGIMiddleware:
+    """Times every request and reports it to the recorder.
+
+    Args:
+        app: The WSGI application.
+        recorder: Where requests are aggregated.
+        resolve_route: Returns the route template after the app ran (the
+            framework integrations usually set it on the context instead).
+        server_timing: Add ``Server-Timing`` and ``X-Response-Time`` headers.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        recorder: Recorder,
+        resolve_route: RouteResolver | None = None,
+        *,
+        server_timing: bool = False,
+    ) -> None:
+        self.app = app
+        self.recorder = recorder
+        self.resolve_route = resolve_route
+        self.server_timing = server_timing
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Run the app, timing the request."""
+        ctx = RequestContext(environ.get("REQUEST_METHOD", "GET"), perf())
+        token = current_request.set(ctx)
+        server_timing = self.server_timing
+
+        def start_wrapper(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            try:
+                ctx.status = int(status[:3])
+                if server_timing:
+                    elapsed_ms = (perf() - ctx.started) * 1000
+                    headers.append(("Server-Timing", f"app;dur={elapsed_ms:.2f}"))
+                    headers.append(("X-Response-Time", f"{elapsed_ms:.2f}ms"))
+            except Exception as exc:
+                warn_once("wsgi-status", "perfpilot: bad status line %r: %r", status, exc)
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        try:
+            result = self.app(environ, start_wrapper)
+        except BaseException:
+            ctx.error = True
+            self._finish(ctx, environ)
+            _reset(token)
+            raise
+        _reset(token)
+        return _ClosingIterable(result, self, ctx, environ)
+
+    def _finish(self, ctx: RequestContext, environ: Environ) -> None:
+        duration = perf() - ctx.started
+        try:
+            if ctx.route is None and self.resolve_route is not None:
+                ctx.route = self.resolve_route(environ)
+            self.recorder.finish(ctx, duration)
+        except Exception as exc:
+            warn_once("wsgi-finish", "perfpilot: request not recorded: %r", exc)
+
+
+def _reset(token: Any) -> None:
+    # try/except, not contextlib.suppress: this runs on every request and
+    # suppress() costs about a microsecond
+    try:  # noqa: SIM105
+        current_request.reset(token)
+    except (ValueError, RuntimeError):  # a server that switched contexts under us
+        pass
+
+
+class _ClosingIterable:
+    """Passes the body through and finishes the request when the server closes it."""
+
+    __slots__ = ("_ctx", "_done", "_environ", "_iterable", "_middleware")
+
+    def __init__(
+        self,
+        iterable: Iterable[bytes],
+        middleware: PerfpilotWSGIMiddleware,
+        ctx: RequestContext,
+        environ: Environ,
+    ) -> None:
+        self._iterable = iterable
+        self._middleware = middleware
+        self._ctx = ctx
+        self._environ = environ
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._iterable
+        except BaseException:
+            self._ctx.error = True
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if not self._done:
+                self._done = True
+                self._middleware._finish(self._ctx, self._environ)
