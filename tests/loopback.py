@@ -9,13 +9,18 @@ Endpoints:
     /cycle            200 after 10, 20, ..., 100 ms in turn (a known distribution)
     /status?code=N    status N
     /json             {"status": "ok", "items": [{"id": 1}]}
-    /redirect         302 to /
+    /redirect         302 to /; ?to=URL&code=N redirects to URL with status N
+    /nested/redirect  the same, one level down (for relative locations)
     /close            200 and Connection: close
     /hang             never answers
     /pause            200, held back while the server is paused (see pause())
     /echo (POST)      the request body
     /login (POST)     JSON {"user": U} -> {"token": "t-U"}
     /me               200 with Authorization "Bearer t-..." else 401
+    /headers          the request headers as a JSON list of [name, value] (duplicates kept)
+
+With ``ssl_context`` (a server-side :class:`ssl.SSLContext`) it speaks HTTPS
+and ``url`` is ``https://127.0.0.1:PORT``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import ssl
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -34,6 +40,7 @@ class _Request:
     def __init__(self) -> None:
         self.url = b""
         self.headers: dict[str, str] = {}
+        self.raw_headers: list[tuple[str, str]] = []
         self.body = b""
         self.method = ""
 
@@ -64,6 +71,7 @@ class _Protocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.current.headers[name.decode().lower()] = value.decode()
+        self.current.raw_headers.append((name.decode(), value.decode()))
 
     def on_body(self, body: bytes) -> None:
         self.current.body += body
@@ -91,9 +99,14 @@ class _Protocol(asyncio.Protocol):
 
 
 class LoopbackServer:
-    """The server; use as a context manager. ``url`` is its base URL."""
+    """The server; use as a context manager. ``url`` is its base URL.
 
-    def __init__(self) -> None:
+    Args:
+        ssl_context: Serve HTTPS with this server-side TLS context.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context
         self.counts: collections.Counter[str] = collections.Counter()
         self.connections = 0
         self.tasks: set[asyncio.Task[None]] = set()
@@ -106,7 +119,8 @@ class LoopbackServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> LoopbackServer:
         self._thread.start()
@@ -116,7 +130,7 @@ class LoopbackServer:
 
     async def _start(self) -> None:
         self._server = await self._loop.create_server(
-            lambda: _Protocol(self), "127.0.0.1", 0, backlog=1024
+            lambda: _Protocol(self), "127.0.0.1", 0, backlog=1024, ssl=self.ssl_context
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -154,8 +168,9 @@ class LoopbackServer:
             status = int(query.get("code", ["200"])[0])
         elif path == "/json":
             body = b'{"status": "ok", "items": [{"id": 1}]}'
-        elif path == "/redirect":
-            status, headers = 302, {"Location": "/"}
+        elif path in ("/redirect", "/nested/redirect"):
+            status = int(query.get("code", ["302"])[0])
+            headers = {"Location": query.get("to", ["/"])[0]}
         elif path == "/close":
             headers = {"Connection": "close"}
         elif path == "/hang":
@@ -170,6 +185,8 @@ class LoopbackServer:
         elif path == "/login":
             user = json.loads(request.body or b"{}").get("user", "")
             body = json.dumps({"token": f"t-{user}"}).encode()
+        elif path == "/headers":
+            body = json.dumps(request.raw_headers).encode()
         elif path == "/me":
             auth = request.headers.get("authorization", "")
             status = 200 if auth.startswith("Bearer t-") else 401

@@ -15,6 +15,14 @@ when paths carry ids so statistics group sensibly. Transport errors do not
 raise: the response has ``status == 0`` and ``error`` set to the error kind.
 In open-model runs the first request of an iteration is timed from the
 iteration's intended start.
+
+A session sends one request at a time (it owns one keep-alive connection per
+origin, like a browser tab): ``await`` each request before the next.
+
+With ``follow_redirects`` a redirect is followed within the one request (its
+name, its latency): 307 and 308 repeat the method and body, the others become
+a GET without a body. The request's own headers go along on the same origin;
+credentials among them are dropped when the redirect leaves it.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
+from perfpilot.errors import ConfigError
 from perfpilot.load.client import (
     HTTPConnection,
     Origin,
@@ -35,6 +44,7 @@ from perfpilot.load.client import (
     split_url,
 )
 from perfpilot.load.engine import CONNECT_ERRORS, MAX_REDIRECTS, REDIRECT_STATUSES, VirtualUser
+from perfpilot.load.plan import SENSITIVE_HEADERS
 
 if TYPE_CHECKING:
     from perfpilot.load.engine import Engine
@@ -47,7 +57,8 @@ class Response:
         status: HTTP status, or 0 when the request failed before a response.
         headers: Response headers, names in lower case.
         body: The raw body.
-        error: The error kind (``refused``, ``timeout``, ``status_5xx``...) or ``None``.
+        error: The error kind (``refused``, ``timeout``, ``tls``, ``redirect``,
+            ``status_5xx``...) or ``None``.
         elapsed_s: Time from send to the last byte.
         name: The request name the response was counted under.
     """
@@ -159,28 +170,32 @@ class Session:
 
         Returns:
             The :class:`Response`; transport errors give ``status == 0``.
+
+        Raises:
+            RuntimeError: another request of this session is still in flight.
+            ConfigError: the URL is not a valid ``http(s)://`` URL.
         """
         method = method.upper()
         full = urljoin(self.base_url, url) if self.base_url else url
-        origin, target = split_url(full)
-        send_headers = list(self._vu.engine.plan.default_headers)
+        split_url(full)  # fail early on a bad URL
         given = {k.lower() for k in (headers or {})}
+        # a header given here replaces the plan's default of the same name
+        own: list[tuple[str, str]] = []
         payload: bytes | None = None
         if json is not None:
             payload = jsonlib.dumps(json).encode()
             if "content-type" not in given:
-                send_headers.append(("Content-Type", "application/json"))
+                own.append(("Content-Type", "application/json"))
         elif data is not None:
             payload = urlencode(data).encode()
             if "content-type" not in given:
-                send_headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+                own.append(("Content-Type", "application/x-www-form-urlencoded"))
         elif body is not None:
             payload = body.encode() if isinstance(body, str) else body
-        send_headers.extend((headers or {}).items())
+        own.extend((headers or {}).items())
         label = name or f"{method} {urlsplit(full).path or '/'}"
         acc = self._vu.engine.recorder.accumulator(label, tags)
-        request = encode_request(method, origin, target, send_headers, payload)
-        return await self._vu.exchange(origin, request, method == "HEAD", acc, label)
+        return await self._vu.exchange(method, full, own, payload, acc, label)
 
     def check(self, response: Response, name: str, passed: bool) -> bool:
         """Count a named check on ``response``'s request name; returns ``passed``."""
@@ -200,12 +215,15 @@ class FlowVU(VirtualUser):
         self.session = Session(self)
         self._future: asyncio.Future[tuple[int, dict[str, str], bytes, str | None]] | None = None
         self._intended: float | None = None
+        self._connect_failed = False
+        self._in_flight = False
 
     def begin(self, intended: float | None) -> None:
         """Start one iteration: run the flow function in a task."""
         self.busy = True
         self.iteration += 1
         self._intended = intended
+        self._connect_failed = False
         self.engine.spawn(self._iterate())
 
     async def _iterate(self) -> None:
@@ -218,7 +236,9 @@ class FlowVU(VirtualUser):
             raise
         except Exception as exc:
             engine.flow_failed(exc)
-        engine.iteration_done(self, False)
+        # after a failed connect the engine backs off before the next iteration,
+        # as for scenario requests, instead of spinning on a dead target
+        engine.iteration_done(self, self._connect_failed)
 
     async def _connection(self, origin: Origin) -> HTTPConnection:
         conn = self.conns.get(origin)
@@ -237,14 +257,52 @@ class FlowVU(VirtualUser):
         return conn
 
     async def exchange(
-        self, origin: Origin, request: bytes, head: bool, acc: Any, name: str
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        payload: bytes | None,
+        acc: Any,
+        name: str,
     ) -> Response:
-        """Send ``request`` (following redirects when the plan says so) and record it."""
+        """Send one request (following redirects when the plan says so) and record it.
+
+        Args:
+            method: HTTP method, upper case.
+            url: Absolute URL.
+            headers: The request's own headers; the plan's default headers are
+                added, except those the request gives itself.
+            payload: The body, or ``None``.
+            acc: The accumulator of the request's name.
+            name: The request's name.
+        """
+        if self._in_flight:
+            raise RuntimeError(
+                "a session sends one request at a time: await each request before the next"
+            )
+        self._in_flight = True
+        try:
+            return await self._exchange(method, url, headers, payload, acc, name)
+        finally:
+            self._in_flight = False
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        payload: bytes | None,
+        acc: Any,
+        name: str,
+    ) -> Response:
         intended = self._intended
         self._intended = None
+        plan = self.engine.plan
         redirects = 0
         start: float | None = None
+        origin, target = split_url(url)
         while True:
+            request = self._encode(method, origin, target, headers, payload)
             try:
                 conn = await self._connection(origin)
             except Exception as exc:
@@ -253,28 +311,44 @@ class FlowVU(VirtualUser):
                 acc.requests += 1
                 acc.add_error(kind)
                 if kind in CONNECT_ERRORS:
-                    await asyncio.sleep(0)
+                    self._connect_failed = True
                 return Response(0, {}, b"", kind, 0.0, name)
             loop = asyncio.get_running_loop()
             self._future = loop.create_future()
-            conn.send(request, head)
-            sent = conn.sent_at
+            before = perf()
+            conn.send(request, method == "HEAD")
+            # a send that fails at once leaves ``sent_at`` as the previous request's
+            sent = max(conn.sent_at, before)
             if start is None:
                 start = sent
-            status, headers, body, error = await self._future
+            status, response_headers, body, error = await self._future
             now = perf()
-            follow = self.engine.plan.follow_redirects
             if (
                 error is None
-                and follow
+                and plan.follow_redirects
                 and status in REDIRECT_STATUSES
-                and "location" in headers
+                and "location" in response_headers
                 and redirects < MAX_REDIRECTS
             ):
                 redirects += 1
-                origin, target = split_url(urljoin(f"{origin}/", headers["location"]))
-                request = encode_request("GET", origin, target, self.engine.plan.default_headers)
-                head = False
+                url = urljoin(url, response_headers["location"])
+                try:
+                    next_origin, target = split_url(url)
+                except ConfigError:
+                    acc.requests += 1
+                    acc.add_error("redirect")
+                    return Response(0, {}, b"", "redirect", now - sent, name)
+                if next_origin != origin:
+                    # like browsers: credentials stay with the origin they were given for
+                    dropped = {*SENSITIVE_HEADERS, "host"}
+                    headers = [(k, v) for k, v in headers if k.lower() not in dropped]
+                origin = next_origin
+                if status not in (307, 308):
+                    # 301/302/303: the next request is a GET without a body
+                    method = "HEAD" if method == "HEAD" else "GET"
+                    payload = None
+                    body_headers = ("content-type", "content-length", "transfer-encoding")
+                    headers = [(k, v) for k, v in headers if k.lower() not in body_headers]
                 continue
             acc.requests += 1
             if error is not None:
@@ -286,7 +360,19 @@ class FlowVU(VirtualUser):
             if status >= 400:
                 failure = "status_5xx" if status >= 500 else "status_4xx"
                 acc.add_error(failure)
-            return Response(status, headers, body, failure, now - sent, name)
+            return Response(status, response_headers, body, failure, now - sent, name)
+
+    def _encode(
+        self,
+        method: str,
+        origin: Origin,
+        target: str,
+        headers: list[tuple[str, str]],
+        payload: bytes | None,
+    ) -> bytes:
+        given = {k.lower() for k, _ in headers}
+        defaults = [(k, v) for k, v in self.engine.plan.default_headers if k.lower() not in given]
+        return encode_request(method, origin, target, [*defaults, *headers], payload)
 
     def on_response(
         self, conn: HTTPConnection, status: int, headers: dict[str, str] | None, body: bytes | None
