@@ -53,7 +53,7 @@ def make_console(quiet: bool) -> Console:
     """A console for summaries: wide enough for the tables when output is not a terminal."""
     console = Console(quiet=quiet)
     if not console.is_terminal:
-        console = Console(quiet=quiet, width=max(console.width, 120))
+        console = Console(quiet=quiet, width=max(console.width, 140))
     return console
 
 
