@@ -48,9 +48,7 @@ class PerfpilotWSGIMiddleware:
         token = current_request.set(ctx)
         server_timing = self.server_timing
 
-        def start_wrapper(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Any:
+        def start_wrapper(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             try:
                 ctx.status = int(status[:3])
                 if server_timing:
