@@ -207,7 +207,7 @@ def start_flusher(recorder: Recorder, store: str, interval_s: float) -> Any:
         sampler = ResourceSampler()
     except Exception as exc:
         warn_once("resources", "perfpilot: no resource sampling: %r", exc)
-    fingerprint = _fingerprinter()
+    from perfpilot.instrument.fingerprint import fingerprint
     from perfpilot.instrument.totals import process_totals
 
     flusher = Flusher(
@@ -220,21 +220,6 @@ def start_flusher(recorder: Recorder, store: str, interval_s: float) -> Any:
     )
     flusher.start()
     return flusher
-
-
-def _fingerprinter() -> Any:
-    try:
-        from perfpilot.instrument.fingerprint import fingerprint
-
-        return fingerprint
-    except Exception as exc:  # sqlglot missing: fall back to a plain hash of the text
-        warn_once("fingerprint", "perfpilot: SQL fingerprinting unavailable: %r", exc)
-        import hashlib
-
-        def plain(sql: str, db: str) -> tuple[str, str]:
-            return hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16], "<sql>"
-
-        return plain
 
 
 def current_recorder() -> Recorder | None:

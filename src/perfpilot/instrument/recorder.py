@@ -541,13 +541,15 @@ _LIBRARY_PREFIXES = tuple(
         if p
     }
 )
+# perfpilot's sample app is application code, wherever perfpilot is installed
+_DEMO_APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo", "")
 _library_cache: dict[str, bool] = {}
 
 
 def _is_library(filename: str) -> bool:
     known = _library_cache.get(filename)
     if known is None:
-        known = (
+        known = not filename.startswith(_DEMO_APP) and (
             filename.startswith(_LIBRARY_PREFIXES)
             or filename.startswith("<")
             or "site-packages" in filename

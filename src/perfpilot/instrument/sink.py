@@ -19,7 +19,17 @@ class StoreSink:
         self._store: Any = None
 
     def __call__(self, snapshot: AppSnapshot) -> None:
-        """Write one snapshot; raises on failure (the flusher retries)."""
+        """Write one snapshot; raises on failure (the flusher retries).
+
+        The store's own statements are not recorded as the app's (a
+        PostgreSQL store goes through the hooked psycopg).
+        """
+        from perfpilot.instrument.sql import suppressed
+
+        with suppressed():
+            self._write(snapshot)
+
+    def _write(self, snapshot: AppSnapshot) -> None:
         if self._store is None:
             from perfpilot.store import open_store
 
