@@ -1,0 +1,498 @@
+"""sqlite3 hooks: timed connections and cursors, a statement's fetches included.
+
+``sqlite3.connect`` (also as ``sqlite3.dbapi2.connect``) makes connections of
+a ``sqlite3.Connection`` subclass whose ``cursor()`` returns a timed
+``sqlite3.Cursor`` subclass, and whose ``execute``, ``executemany`` and
+``executescript`` use such a cursor too (sqlite3's own make their cursor in C,
+without calling ``cursor()``). A caller's own ``factory`` (connection or cursor
+class) is subclassed the same way; a factory that is not a class derived from
+sqlite3's is left untimed, with one warning. ``from sqlite3 import connect``
+done before :func:`install` keeps the unpatched function. Connections opened by
+perfpilot's own store and by aiosqlite (whose thread has no request context)
+are not timed.
+
+Statements that return no rows (``cursor.description is None``: DML, DDL) are
+recorded when ``execute`` returns, with the DB-API ``rowcount``. A statement
+that returns rows is not done then: sqlite3 steps to the first row in
+``execute`` and finds the others while the app fetches, so a full scan that
+finds its row early runs mostly inside ``fetchall()``. Its duration is the
+time spent in ``execute`` plus in each ``fetchone``/``fetchmany``/``fetchall``/
+``next()`` on the cursor (not the app's time between them), its rows are the
+rows fetched, and it is recorded once, when the first of these happens: a
+fetch finds the end of the rows (or raises: then it is recorded as failed),
+the cursor runs another statement, is closed, or is garbage-collected. It is
+recorded into the request that executed it, wherever it is finished; one
+finished after that request ended (a cursor kept from one request to the next)
+is added to a request already aggregated, so it is lost. A cursor collected by
+the garbage collector outside any request (or past a request's event bound) is
+recorded at the next statement a timed cursor runs, not at once: the collector
+may run while this thread holds the recorder's lock. ``executemany`` counts
+``rowcount``; ``executescript`` counts no rows.
+
+Costs on the request path: a row-returning statement adds a list and a dict
+entry at ``execute``, and about half a microsecond to the fetch that ends it;
+every timed cursor has a Python ``__del__``, and each ``next()`` on it is a
+Python call.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import gc
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from perfpilot.instrument.context import (
+    MAX_EVENTS_PER_REQUEST,
+    active,
+    current_request,
+    perf,
+    warn_once,
+)
+from perfpilot.instrument.sql_record import SQLITE, is_suppressed, record
+
+__all__ = ["install"]
+
+_current_request = current_request.get
+
+# Row-returning statements not yet recorded, by ``id(cursor)``:
+# ``[sql, start, seconds so far, rows so far, request context, recorder]``.
+# Keyed by id, not held on the cursor: a timed cursor class must keep its
+# base's memory layout (see _retimed); ``__del__`` removes a cursor's entry.
+_pending: dict[int, list[Any]] = {}
+_pending_get = _pending.get
+_pending_pop = _pending.pop
+_SECONDS = 2
+_ROWS = 3
+_CTX = 4
+# Entries of cursors the garbage collector freed outside a request: recorded
+# at the next ``execute`` of a timed cursor, not in ``__del__``, which then may
+# run while this thread holds the recorder's lock (see _gc_phase).
+_collected: collections.deque[list[Any]] = collections.deque()
+
+
+class _Collector:
+    running = False  # a garbage collection is under way (see _gc_phase)
+
+
+_collector = _Collector()
+# fetchmany's size when the caller gives none (the cursor's arraysize)
+_ARRAYSIZE: Any = object()
+
+
+def _finish(state: list[Any], failed: bool) -> None:
+    """Record a row-returning statement into the request that executed it."""
+    sql, start, seconds, rows, ctx, recorder = state
+    try:
+        if _current_request() is ctx:
+            recorder.query(sql, start, seconds, rows, failed, SQLITE)
+            return
+        token = current_request.set(ctx)
+        try:
+            recorder.query(sql, start, seconds, rows, failed, SQLITE)
+        finally:
+            current_request.reset(token)
+    except Exception as exc:
+        warn_once("sql-record", "perfpilot: an SQL statement was not recorded: %r", exc)
+
+
+def _gc_phase(phase: str, info: dict[str, int]) -> None:
+    """A ``gc.callbacks`` entry: notes whether a collection is running.
+
+    Only the collecting thread runs Python code that matters here: other
+    threads that run meanwhile merely defer a dropped cursor's statement.
+    """
+    _collector.running = phase == "start"
+
+
+def _finish_pending(cursor: Any) -> None:
+    """Record the statement ``cursor`` still has pending, if any."""
+    state = _pending_pop(id(cursor), None)
+    if state is not None:
+        _finish(state, False)
+
+
+def _finish_collected() -> None:
+    while _collected:
+        try:
+            state = _collected.popleft()
+        except IndexError:  # another thread took the last one
+            return
+        _finish(state, False)
+
+
+def _fetched(cursor: Any, state: list[Any], start: float, rows: int, done: bool) -> None:
+    """Add one fetch to ``state``; record the statement when ``done``."""
+    state[_SECONDS] += perf() - start
+    state[_ROWS] += rows
+    if done and _pending_pop(id(cursor), None) is not None:
+        _finish(state, False)
+
+
+def _fetch_failed(cursor: Any, state: list[Any], start: float) -> None:
+    state[_SECONDS] += perf() - start
+    if _pending_pop(id(cursor), None) is not None:
+        _finish(state, True)
+
+
+def _timed_cursor_class(base: type) -> type:
+    """``base`` (``sqlite3.Cursor`` or a subclass) with its execute, fetch,
+    ``close`` and ``__del__`` methods timed; ``execute`` and ``fetchall`` by
+    hand, without ``*args``: they are the hot path."""
+    b_execute = base.execute  # type: ignore[attr-defined]
+    b_fetchone = base.fetchone  # type: ignore[attr-defined]
+    b_fetchmany = base.fetchmany  # type: ignore[attr-defined]
+    b_fetchall = base.fetchall  # type: ignore[attr-defined]
+    b_next = base.__next__  # type: ignore[attr-defined]
+    b_close = base.close  # type: ignore[attr-defined]
+    b_del = getattr(base, "__del__", None)
+
+    def execute(self: Any, sql: Any, parameters: Any = (), /) -> Any:
+        if _pending:
+            _finish_pending(self)
+        recorder = active.recorder
+        if recorder is None or is_suppressed():
+            return b_execute(self, sql, parameters)
+        if _collected:
+            _finish_collected()
+        start = perf()
+        try:
+            result = b_execute(self, sql, parameters)
+        except BaseException:
+            record(recorder, sql, start, perf(), 0, True, SQLITE)
+            raise
+        end = perf()
+        try:  # record(), inlined
+            if self.description is None:  # no rows to fetch: done
+                rows = self.rowcount
+                recorder.query(sql, start, end - start, rows if rows > 0 else 0, False, SQLITE)
+            else:
+                _pending[id(self)] = [sql, start, end - start, 0, _current_request(), recorder]
+            recorder.call_site(sql)
+        except Exception as exc:
+            warn_once("sql-record", "perfpilot: an SQL statement was not recorded: %r", exc)
+        return result
+
+    def timed(method: Callable[..., Any], rows_known: bool) -> Callable[..., Any]:
+        def run(self: Any, sql: Any, *args: Any) -> Any:
+            if _pending:
+                _finish_pending(self)
+            recorder = active.recorder
+            if recorder is None or is_suppressed():
+                return method(self, sql, *args)
+            start = perf()
+            try:
+                result = method(self, sql, *args)
+            except BaseException:
+                record(recorder, sql, start, perf(), 0, True, SQLITE)
+                raise
+            record(recorder, sql, start, perf(), self.rowcount if rows_known else 0, False,
+                   SQLITE)  # fmt: skip
+            return result
+
+        return functools.wraps(method)(run)
+
+    def fetchall(self: Any) -> Any:
+        if _pending:
+            state = _pending_pop(id(self), None)
+            if state is not None:
+                start = perf()
+                try:
+                    rows = b_fetchall(self)
+                except BaseException:
+                    state[_SECONDS] += perf() - start
+                    _finish(state, True)
+                    raise
+                seconds = state[_SECONDS] + perf() - start
+                try:  # _finish(), inlined for a request's own statement
+                    sql, begin, _, n, ctx, recorder = state
+                    if type(rows) is list:  # not so from an app's own fetchall, maybe
+                        n += len(rows)
+                    if ctx is _current_request():
+                        recorder.query(sql, begin, seconds, n, False, SQLITE)
+                    else:
+                        _finish([sql, begin, seconds, n, ctx, recorder], False)
+                except Exception as exc:
+                    warn_once("sql-record", "perfpilot: an SQL statement was not recorded: %r", exc)
+                return rows
+        return b_fetchall(self)
+
+    def fetchone(self: Any) -> Any:
+        state = _pending_get(id(self)) if _pending else None
+        if state is None:
+            return b_fetchone(self)
+        start = perf()
+        try:
+            row = b_fetchone(self)
+        except BaseException:
+            _fetch_failed(self, state, start)
+            raise
+        state[_SECONDS] += perf() - start
+        if row is not None:
+            state[_ROWS] += 1
+        elif _pending_pop(id(self), None) is not None:
+            _finish(state, False)
+        return row
+
+    def fetchmany(self: Any, size: Any = _ARRAYSIZE) -> Any:
+        state = _pending_get(id(self)) if _pending else None
+        if state is None:
+            return b_fetchmany(self) if size is _ARRAYSIZE else b_fetchmany(self, size)
+        if size is _ARRAYSIZE:
+            size = self.arraysize
+        start = perf()
+        try:
+            rows = b_fetchmany(self, size)
+        except BaseException:
+            _fetch_failed(self, state, start)
+            raise
+        n = len(rows) if type(rows) is list else 0
+        try:
+            done = n < size or size <= 0  # sqlite3 fetches all rows when size <= 0
+        except Exception:  # a size sqlite3 takes (it has __index__) but does not compare
+            done = False
+        _fetched(self, state, start, n, done)
+        return rows
+
+    def __next__(self: Any) -> Any:
+        state = _pending_get(id(self)) if _pending else None
+        if state is None:
+            return b_next(self)
+        start = perf()
+        try:
+            row = b_next(self)
+        except StopIteration:
+            _fetched(self, state, start, 0, True)
+            raise
+        except BaseException:
+            _fetch_failed(self, state, start)
+            raise
+        state[_SECONDS] += perf() - start
+        state[_ROWS] += 1
+        return row
+
+    def close(self: Any) -> Any:
+        if _pending:
+            _finish_pending(self)
+        return b_close(self)
+
+    def __del__(self: Any) -> None:
+        try:
+            state = _pending_pop(id(self), None) if _pending else None
+        except Exception:  # at exit, module globals may be gone
+            state = None
+        if state is not None:
+            try:
+                ctx = state[_CTX]
+                # Recording into a request takes no lock, unless the request is
+                # past its event bound; outside a request it does, and the
+                # collector may run this while this thread holds that lock.
+                if ctx is not None and len(ctx.queries) < MAX_EVENTS_PER_REQUEST:
+                    if ctx is _current_request():  # _finish(), inlined
+                        sql, start, seconds, rows, _, recorder = state
+                        recorder.query(sql, start, seconds, rows, False, SQLITE)
+                    else:
+                        _finish(state, False)
+                elif _collector.running:
+                    _collected.append(state)
+                else:
+                    _finish(state, False)
+            except Exception as exc:
+                warn_once("sql-record", "perfpilot: an SQL statement was not recorded: %r", exc)
+        if b_del is not None:
+            b_del(self)
+
+    namespace = {
+        "__slots__": (),
+        "__module__": __name__,
+        "__doc__": base.__doc__,
+        "__perfpilot__": True,
+        "execute": functools.wraps(b_execute)(execute),
+        "executemany": timed(base.executemany, True),  # type: ignore[attr-defined]
+        "executescript": timed(base.executescript, False),  # type: ignore[attr-defined]
+        "fetchall": functools.wraps(b_fetchall)(fetchall),
+        "fetchone": functools.wraps(b_fetchone)(fetchone),
+        "fetchmany": functools.wraps(b_fetchmany)(fetchmany),
+        "__next__": functools.wraps(b_next)(__next__),
+        "close": functools.wraps(b_close)(close),
+        "__del__": __del__,
+    }
+    return type(base.__name__, (base,), namespace)
+
+
+def _timed_connection_class(base: type, cursor_class: type) -> type:
+    """``base`` (``sqlite3.Connection`` or a subclass) whose cursors are timed.
+
+    ``execute``, ``executemany`` and ``executescript`` are redone as sqlite3
+    does them (a new cursor, then its method), with a timed cursor: so they
+    are timed, and the cursor they return is timed too. That is skipped for a
+    method ``base`` overrides (the override's cursors are timed anyway).
+    """
+    import sqlite3
+
+    plain = sqlite3.Connection
+    b_cursor = base.cursor  # type: ignore[attr-defined]
+    own_cursor = b_cursor is not plain.cursor
+
+    def cursor(self: Any, factory: Any = None) -> Any:
+        if factory is None:
+            if own_cursor:
+                return _retimed(b_cursor(self))
+            return b_cursor(self, cursor_class)
+        return b_cursor(self, _timed_cursor_for(factory))
+
+    def execute(self: Any, sql: Any, parameters: Any = (), /) -> Any:
+        cur = _retimed(b_cursor(self)) if own_cursor else b_cursor(self, cursor_class)
+        return cur.execute(sql, parameters)
+
+    def executemany(self: Any, sql: Any, seq_of_parameters: Any, /) -> Any:
+        cur = _retimed(b_cursor(self)) if own_cursor else b_cursor(self, cursor_class)
+        return cur.executemany(sql, seq_of_parameters)
+
+    def executescript(self: Any, sql_script: Any, /) -> Any:
+        cur = _retimed(b_cursor(self)) if own_cursor else b_cursor(self, cursor_class)
+        return cur.executescript(sql_script)
+
+    namespace: dict[str, Any] = {
+        "__module__": __name__,
+        "__doc__": base.__doc__,
+        "__perfpilot__": True,
+        "cursor": functools.wraps(b_cursor)(cursor),
+    }
+    for name, method in (
+        ("execute", execute),
+        ("executemany", executemany),
+        ("executescript", executescript),
+    ):
+        if getattr(base, name) is getattr(plain, name):
+            namespace[name] = functools.wraps(getattr(plain, name))(method)
+    return type(base.__name__, (base,), namespace)
+
+
+_cursor_classes: dict[type, type] = {}
+_connection_classes: dict[type, type] = {}
+
+
+def _timed_cursor_for(factory: Any) -> Any:
+    """The timed version of a cursor factory (itself when it cannot be timed)."""
+    import sqlite3
+
+    if getattr(factory, "__perfpilot__", False):
+        return factory
+    timed = _cursor_classes.get(factory) if isinstance(factory, type) else None
+    if timed is not None:
+        return timed
+    if isinstance(factory, type) and issubclass(factory, sqlite3.Cursor):
+        try:
+            timed = _cursor_classes[factory] = _timed_cursor_class(factory)
+            return timed
+        except Exception as exc:
+            warn_once("sqlite3-cursor", "perfpilot: cannot time cursors of %r: %r", factory, exc)
+            return factory
+    warn_once(
+        f"sqlite3-cursor-{getattr(factory, '__qualname__', type(factory).__name__)}",
+        "perfpilot: sqlite3 cursor factory %r is not a sqlite3.Cursor subclass: "
+        "its statements are not timed",
+        factory,
+    )
+    return factory
+
+
+def _timed_connection_for(factory: Any) -> Any:
+    """The timed version of a connection factory (itself when it cannot be timed)."""
+    import sqlite3
+
+    if getattr(factory, "__perfpilot__", False):
+        return factory
+    timed = _connection_classes.get(factory) if isinstance(factory, type) else None
+    if timed is not None:
+        return timed
+    if isinstance(factory, type) and issubclass(factory, sqlite3.Connection):
+        try:
+            timed = _connection_classes[factory] = _timed_connection_class(
+                factory, _timed_cursor_for(sqlite3.Cursor)
+            )
+            return timed
+        except Exception as exc:
+            warn_once(
+                "sqlite3-factory", "perfpilot: cannot time connections of %r: %r", factory, exc
+            )
+            return factory
+    warn_once(
+        f"sqlite3-factory-{getattr(factory, '__qualname__', type(factory).__name__)}",
+        "perfpilot: sqlite3 connection factory %r is not a sqlite3.Connection subclass: "
+        "its statements are not timed",
+        factory,
+    )
+    return factory
+
+
+def _retimed(cur: Any) -> Any:
+    """A cursor made by an app's own ``Connection.cursor()``, switched to the
+    timed subclass of its class (same memory layout) when possible."""
+    cls = type(cur)
+    if getattr(cls, "__perfpilot__", False):
+        return cur
+    try:
+        timed = _timed_cursor_for(cls)
+        if timed is not cls:
+            cur.__class__ = timed
+    except Exception as exc:
+        warn_once("sqlite3-retime", "perfpilot: cursors of %r not timed: %r", cls, exc)
+    return cur
+
+
+# Connections these modules open are not timed: perfpilot's own store, and
+# aiosqlite, which runs sqlite3 in a thread of its own, away from the request's
+# context (SQLAlchemy's listeners time it on the request's side).
+_UNTIMED_CALLERS = ("perfpilot.store", "aiosqlite")
+# connect(database, timeout, detect_types, isolation_level, check_same_thread, factory, ...)
+_FACTORY_POSITION = 4
+
+
+def install() -> list[Callable[[], None]]:
+    """Patch ``sqlite3.connect``; returns the functions that undo it."""
+    import sqlite3
+    import sqlite3.dbapi2
+
+    original = sqlite3.connect
+    if getattr(original, "__perfpilot__", False):
+        return []
+
+    def connect(database: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if not str(caller).startswith(_UNTIMED_CALLERS):
+                if len(args) > _FACTORY_POSITION:
+                    args = (
+                        *args[:_FACTORY_POSITION],
+                        _timed_connection_for(args[_FACTORY_POSITION]),
+                        *args[_FACTORY_POSITION + 1 :],
+                    )
+                else:
+                    kwargs["factory"] = _timed_connection_for(
+                        kwargs.get("factory", sqlite3.Connection)
+                    )
+        except Exception as exc:
+            warn_once("sqlite3-connect", "perfpilot: sqlite3 connection not timed: %r", exc)
+        return original(database, *args, **kwargs)
+
+    functools.update_wrapper(connect, original)
+    connect.__perfpilot__ = True  # type: ignore[attr-defined]
+    undo: list[Callable[[], None]] = []
+    if _gc_phase not in gc.callbacks:
+        gc.callbacks.append(_gc_phase)
+        undo.append(_forget_gc_phase)
+    for module in (sqlite3, sqlite3.dbapi2):
+        if getattr(module, "connect", None) is original:
+            undo.append(functools.partial(setattr, module, "connect", original))
+            setattr(module, "connect", connect)  # noqa: B010 (mypy: dbapi2 stubs)
+    return undo
+
+
+def _forget_gc_phase() -> None:
+    if _gc_phase in gc.callbacks:
+        gc.callbacks.remove(_gc_phase)
+    _collector.running = False
