@@ -18,10 +18,14 @@ def test_public_api_is_pinned() -> None:
         "LoadPlan",
         "LoadResult",
         "__version__",
+        "cache_event",
+        "instrument",
         "load_scenario",
         "merge_results",
+        "metrics_app",
         "plan_from_url",
         "run_load",
+        "unit",
     ]
     for name in perfpilot.__all__:
         assert getattr(perfpilot, name) is not None
@@ -83,3 +87,18 @@ def test_importing_every_module_has_no_side_effects(tmp_path: Path) -> None:
         "assert before == after, (before, after)\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+
+
+def test_top_level_monitoring_names_work_whatever_was_imported_first() -> None:
+    code = (
+        "import perfpilot\n"
+        "f = perfpilot.instrument\n"
+        "import perfpilot.instrument.recorder\n"
+        "assert callable(perfpilot.instrument) and callable(f)\n"
+        "app = lambda environ, start_response: [b'ok']\n"
+        "wrapped = perfpilot.instrument(app, flush=False, hooks=False)\n"
+        "assert wrapped is not app\n"
+        "perfpilot.unit('listing')\n"
+        "perfpilot.cache_event('c', hit=True)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,6 +8,10 @@ Load-test from Python::
     result = run_load(plan, processes=1)
     print(result.totals().latency.percentile(95))
 
+Monitor an app from inside: ``app = perfpilot.instrument(app)``, then
+``perfpilot.unit("listing")`` and ``perfpilot.cache_event("thumbs", hit=True)``
+in request code, and ``perfpilot.metrics_app()`` for Prometheus.
+
 Importing ``perfpilot`` loads only the standard library: the names below are
 imported on first use, so code that runs inside an application stays light.
 """
@@ -24,14 +28,22 @@ __all__ = [
     "LoadPlan",
     "LoadResult",
     "__version__",
+    "cache_event",
+    "instrument",
     "load_scenario",
     "merge_results",
+    "metrics_app",
     "plan_from_url",
     "run_load",
+    "unit",
 ]
 
 _LAZY = {
     "Histogram": "perfpilot.stats.histogram",
+    "cache_event": "perfpilot.instrument",
+    "instrument": "perfpilot.instrument",
+    "metrics_app": "perfpilot.instrument",
+    "unit": "perfpilot.instrument",
     "LoadPlan": "perfpilot.load.plan",
     "LoadResult": "perfpilot.records",
     "load_scenario": "perfpilot.load.scenario",
@@ -41,6 +53,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from perfpilot.instrument import cache_event, instrument, metrics_app, unit
     from perfpilot.load.plan import LoadPlan
     from perfpilot.load.runner import run_load
     from perfpilot.load.scenario import load_scenario, plan_from_url
@@ -52,4 +65,10 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'perfpilot' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    if name == "instrument":
+        # the package module itself, which is callable: perfpilot.instrument(app)
+        # and perfpilot.instrument.unit(...) both keep working
+        return importlib.import_module(module)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # resolved once; later lookups are plain attributes
+    return value

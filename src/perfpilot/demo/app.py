@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-import perfpilot.instrument
+import perfpilot
 from perfpilot.demo.llm_stub import CHAT_MODEL, EMBEDDING_MODEL
 from perfpilot.demo.seed import ORDERS_FIRST_DAY, customer_email
 from perfpilot.errors import UsageError
@@ -377,7 +377,7 @@ def create_app(db_path: str, llm_url: str, *, llm_timeout_s: float = 10.0) -> St
                     "max_tokens": 120,
                 },
             )
-            perfpilot.instrument.unit("summary")
+            perfpilot.unit("summary")
             return w.respond(
                 {
                     "product_id": product_id,
@@ -421,13 +421,13 @@ def create_app(db_path: str, llm_url: str, *, llm_timeout_s: float = 10.0) -> St
                     key=lambda r: -r["rating"] - weights[r["id"] % len(weights)],
                 )
                 sections[section] = [dict(r) for r in ranked[:5]]
-            perfpilot.instrument.unit("recommendation")
+            perfpilot.unit("recommendation")
             return w.respond({"customer_id": customer_id, "sections": sections})
 
     def report_cached(request: Request) -> Response:
         key = _required_param(request, "key")
         body = _REPORT_CACHE.get(key)
-        perfpilot.instrument.cache_event("report_cache", hit=body is not None)
+        perfpilot.cache_event("report_cache", hit=body is not None)
         if body is not None:
             return Response(
                 body,

@@ -61,9 +61,9 @@ def _build_app(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any
 
     app = create_app(args.db, args.llm_url)
     if args.store:
-        import perfpilot.instrument
+        import perfpilot
 
-        app = perfpilot.instrument.instrument(
+        app = perfpilot.instrument(
             app, store=args.store, prices=args.prices, service="demo", flush_interval_s=1.0
         )
     return app
