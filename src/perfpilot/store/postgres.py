@@ -153,29 +153,8 @@ class PostgresStore(SQLAppReads):
         Raises:
             StoreError: There is no run with this id, or it cannot be read.
         """
-        run_columns = ", ".join(rows.RUN_COLUMNS)
-        name_columns = ", ".join(rows.NAME_COLUMNS)
-        series_columns = ", ".join(rows.SERIES_COLUMNS)
-        threshold_columns = ", ".join(rows.THRESHOLD_COLUMNS)
         with self._transaction(f"read run {run_id}") as conn:
-            run = conn.execute(
-                f"SELECT {run_columns} FROM runs WHERE id = %s", (run_id,)
-            ).fetchone()
-            if run is None:
-                raise StoreError(f"no run with id {run_id}")
-            names = conn.execute(
-                f"SELECT {name_columns} FROM run_names WHERE run_id = %s ORDER BY name",
-                (run_id,),
-            ).fetchall()
-            series = conn.execute(
-                f"SELECT {series_columns} FROM run_series WHERE run_id = %s ORDER BY name, second",
-                (run_id,),
-            ).fetchall()
-            thresholds = conn.execute(
-                f"SELECT {threshold_columns} FROM run_thresholds WHERE run_id = %s ORDER BY idx",
-                (run_id,),
-            ).fetchall()
-        return rows.result_from_rows(run_id, run, names, series, thresholds)
+            return rows.read_run(conn, run_id, "%s")
 
     # -- in-app monitoring ------------------------------------------------------------
 

@@ -133,6 +133,39 @@ def summary_from_row(row: Sequence[Any]) -> RunSummary:
     )
 
 
+def read_run(conn: Any, run_id: int, mark: str) -> LoadResult:
+    """Read one run through a DB-API connection (inside the caller's transaction).
+
+    Args:
+        conn: A connection whose ``execute`` returns a cursor (sqlite3, psycopg).
+        run_id: The run's id.
+        mark: The driver's parameter placeholder (``?`` or ``%s``).
+
+    Raises:
+        StoreError: There is no run with this id.
+    """
+    run = conn.execute(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = {mark}", (run_id,)
+    ).fetchone()
+    if run is None:
+        raise StoreError(f"no run with id {run_id}")
+    names = conn.execute(
+        f"SELECT {', '.join(NAME_COLUMNS)} FROM run_names WHERE run_id = {mark} ORDER BY name",
+        (run_id,),
+    ).fetchall()
+    series = conn.execute(
+        f"SELECT {', '.join(SERIES_COLUMNS)} FROM run_series WHERE run_id = {mark}"
+        " ORDER BY name, second",
+        (run_id,),
+    ).fetchall()
+    thresholds = conn.execute(
+        f"SELECT {', '.join(THRESHOLD_COLUMNS)} FROM run_thresholds WHERE run_id = {mark}"
+        " ORDER BY idx",
+        (run_id,),
+    ).fetchall()
+    return result_from_rows(run_id, run, names, series, thresholds)
+
+
 def result_from_rows(
     run_id: int,
     run: Sequence[Any],
