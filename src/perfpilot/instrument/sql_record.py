@@ -55,6 +55,7 @@ def record(
             sql = f"<{type(sql).__name__}>"
         recorder.query(sql, start, end - start, rows if type(rows) is int and rows > 0 else 0,
                        failed, db)  # fmt: skip
-        recorder.call_site(sql)
+        if sql not in recorder.call_sites:  # a method call only the first time
+            recorder.call_site(sql)
     except Exception as exc:
         warn_once("sql-record", "perfpilot: an SQL statement was not recorded: %r", exc)

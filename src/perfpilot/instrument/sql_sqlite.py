@@ -170,7 +170,8 @@ def _timed_cursor_class(base: type) -> type:
                 recorder.query(sql, start, end - start, rows if rows > 0 else 0, False, SQLITE)
             else:
                 _pending[id(self)] = [sql, start, end - start, 0, _current_request(), recorder]
-            recorder.call_site(sql)
+            if sql not in recorder.call_sites:  # a method call only the first time
+                recorder.call_site(sql)
         except Exception as exc:
             warn_once("sql-record", "perfpilot: an SQL statement was not recorded: %r", exc)
         return result
