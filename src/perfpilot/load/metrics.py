@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from perfpilot.load.plan import Check
-from perfpilot.records import LoadResult, SecondStats
+from perfpilot.records import LoadResult, NameStats, SecondStats
 from perfpilot.stats.histogram import Histogram
 
 
@@ -85,14 +85,7 @@ class Chunk:
     def merge_into(self, result: LoadResult) -> None:
         """Add this chunk to ``result``, exactly."""
         for name, (tags, stats, checks) in self.names.items():
-            series = result.name_stats(name)
-            for key, value in tags.items():
-                series.tags.setdefault(key, value)
-            series.second(self.second).merge(stats)
-            for check, (passes, fails) in checks.items():
-                counts = series.checks.setdefault(check, [0, 0])
-                counts[0] += passes
-                counts[1] += fails
+            result.name_stats(name).merge(NameStats(name, tags, {self.second: stats}, checks))
         for counter, n in self.counters.items():
             result.counters[counter] = result.counters.get(counter, 0) + n
         result.vus[self.second] = result.vus.get(self.second, 0) + self.vus
