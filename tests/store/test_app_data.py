@@ -1,0 +1,27 @@
+from perfpilot.app_records import AppSnapshot, RequestRow, ResourceSample
+from perfpilot.stats.histogram import Histogram
+from perfpilot.store import open_store
+from perfpilot.store.app_data import read_app_data
+
+
+def test_reads_every_kind_and_infers_the_window() -> None:
+    h = Histogram()
+    h.record(0.01)
+    sample = ResourceSample(1_000_030.0, 1, 10, 1.0, 2, 3, 4.0, 5, 6, 0, 0, 0, 0)
+    snap = AppSnapshot(
+        service="svc",
+        host="h",
+        pid=1,
+        started_at=1_000_020.0,
+        ended_at=1_000_030.0,
+        requests=(RequestRow("/x", "GET", 2, 1, 0, h),),
+        resources=(sample,),
+    )
+    with open_store("sqlite://") as store:
+        store.save_app_snapshot(snap)
+        data = read_app_data(store, service="svc", until=1_000_100.0)
+        other = read_app_data(store, service="nobody", until=1_000_100.0)
+    assert data.request_count == 1 and data.resources == (sample,)
+    assert data.since == 1_000_020.0 - 1_000_020.0 % 60
+    assert data.duration_s == 1_000_100.0 - data.since
+    assert not data.empty and other.empty
