@@ -37,6 +37,11 @@ class RequestRow:
         cost_usd: Money spent on outbound calls, summed.
         cache_hits: Cache hits, summed.
         cache_misses: Cache misses, summed.
+        bytes_out: Response body bytes sent, summed (as sent: compressed when
+            the app compressed).
+        uncompressed: Responses of at least
+            :data:`UNCOMPRESSED_MIN_BYTES` with a compressible (or no) content
+            type sent without a ``Content-Encoding``.
     """
 
     route: str
@@ -52,6 +57,14 @@ class RequestRow:
     cost_usd: float = 0.0
     cache_hits: int = 0
     cache_misses: int = 0
+    bytes_out: int = 0
+    uncompressed: int = 0
+
+
+#: Smallest response body counted in :attr:`RequestRow.uncompressed` (compressing
+#: less than this rarely pays for itself: starlette's ``GZipMiddleware`` default
+#: ``minimum_size`` is 500 bytes, nginx's ``gzip_min_length`` 20).
+UNCOMPRESSED_MIN_BYTES = 1024
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,6 +71,9 @@ class Server:
         env.update(
             PERFPILOT_TEST_STORE=str(self.store),
             PERFPILOT_TEST_APP_DB=str(app_db),
+            # No trace is dropped for being one too many when a loaded machine
+            # makes requests slow: the tests assert that nothing is dropped.
+            PERFPILOT_SLOW_REQUEST_MS="60000",
             PYTHONPATH=str(ROOT),
             PYTHONUNBUFFERED="1",
         )

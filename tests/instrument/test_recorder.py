@@ -316,17 +316,42 @@ def app_code_runs(recorder: Recorder, sql: str) -> str | None:
 
 
 def test_call_site_names_the_first_app_frame_and_is_cached(recorder: Recorder) -> None:
-    site = app_code_runs(recorder, "SELECT 1")
+    site = app_code_runs(recorder, "SELECT 1")  # the caller: this line
+    caller_line = sys._getframe().f_lineno - 1
     assert site is not None
-    path, line = site.rsplit(":", 1)
-    assert path == __file__
-    assert int(line) == app_code_runs.__code__.co_firstlineno + 1
+    innermost, caller = site.split(" < ")  # then pytest, a library: the chain ends
+    assert innermost == f"{__file__}:{app_code_runs.__code__.co_firstlineno + 1}"
+    assert caller == f"{__file__}:{caller_line}"
     # cached per statement text: a second caller gets the first site
     assert recorder.call_site("SELECT 1") == site
     assert recorder.call_sites["SELECT 1"] == site
     other = recorder.call_site("SELECT 2")
     assert other is not None
     assert other != site
+
+
+def test_call_site_follows_app_callers_up_to_three_frames(recorder: Recorder) -> None:
+    def query() -> str | None:
+        return recorder.call_site("SELECT 9")
+
+    def helper() -> str | None:
+        return query()
+
+    def view() -> str | None:
+        return helper()
+
+    def outer() -> str | None:
+        return view()
+
+    site = outer()
+    assert site is not None
+    lines = [int(part.rsplit(":", 1)[1]) for part in site.split(" < ")]
+    first = query.__code__.co_firstlineno
+    assert lines == [
+        first + 1,
+        helper.__code__.co_firstlineno + 1,
+        view.__code__.co_firstlineno + 1,
+    ]
 
 
 def test_call_site_skips_library_frames(recorder: Recorder) -> None:

@@ -71,7 +71,7 @@ def make_snapshot(
 
     requests = tuple(
         RequestRow(route, method, status, n(), int(rng.integers(0, 3)), _histogram(rng, n()),
-                   money(), n(), money(), n(), money(), n(), n())
+                   money(), n(), money(), n(), money(), n(), n(), n(), n())
         for route in routes
         for method, status in (("GET", 2), ("POST", 5 if seed % 2 else 2))
     )  # fmt: skip
@@ -474,8 +474,30 @@ def test_sqlite_migrates_a_version_1_store_and_keeps_its_runs(
         store.save_app_snapshot(snapshot)
         check_everything(store, [snapshot])
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     conn.close()
+
+
+def test_sqlite_migrates_a_version_2_store_and_its_request_rows_read_zero_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "v2.db"
+    monkeypatch.setattr("perfpilot.store.sqlite.MIGRATIONS", MIGRATIONS[:2])
+    monkeypatch.setattr("perfpilot.store.sqlite.SCHEMA_VERSION", 2)
+    with SQLiteStore(path) as old:
+        conn = old._connection()
+        conn.execute(
+            "INSERT INTO app_requests (service, host, pid, started_at, ended_at, minute, route,"
+            " method, status_class, count, errors, latency, db_time_s, db_count, outbound_time_s,"
+            " outbound_count, cost_usd, cache_hits, cache_misses)"
+            " VALUES ('shop', 'h', 1, ?, ?, ?, '/x', 'GET', 2, 4, 0, ?, 0, 0, 0, 0, 0, 0, 0)",
+            (T0, T0 + 1, T0, _histogram(np.random.default_rng(1), 4).to_bytes()),
+        )
+        conn.commit()
+    monkeypatch.undo()
+    with open_store(str(path)) as store:
+        (row,) = store.app_requests()
+        assert (row.route, row.count, row.bytes_out, row.uncompressed) == ("/x", 4, 0, 0)
 
 
 def test_sqlite_retries_a_busy_database(tmp_path: Path) -> None:

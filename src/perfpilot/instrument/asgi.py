@@ -17,7 +17,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from perfpilot.instrument.context import RequestContext, current_request, perf, warn_once
+from perfpilot.app_records import UNCOMPRESSED_MIN_BYTES
+from perfpilot.instrument.context import (
+    RequestContext,
+    compressible_type,
+    current_request,
+    db_seconds,
+    perf,
+    warn_once,
+)
 from perfpilot.instrument.recorder import Recorder
 
 Scope = MutableMapping[str, Any]
@@ -68,8 +76,12 @@ class PerfpilotASGIMiddleware:
         server_timing = self.server_timing
 
         async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind == "http.response.body":
+                ctx.bytes_out += len(message.get("body", b""))
+            elif kind == "http.response.start":
                 ctx.status = message["status"]
+                ctx.headers = message.get("headers")
                 if server_timing:
                     _add_timing_headers(message, ctx)
             await send(message)
@@ -85,6 +97,8 @@ class PerfpilotASGIMiddleware:
                 current_request.reset(token)
                 if ctx.route is None:
                     ctx.route = self.resolve_route(scope)
+                if ctx.bytes_out >= UNCOMPRESSED_MIN_BYTES:
+                    ctx.compressible = _compressible(ctx.headers or ())
                 self.recorder.finish(ctx, duration)
             except Exception as exc:  # never into the app
                 warn_once("asgi-finish", "perfpilot: request not recorded: %r", exc)
@@ -128,12 +142,27 @@ class PerfpilotASGIMiddleware:
             warn_once("asgi-shutdown", "perfpilot: last flush failed: %r", exc)
 
 
+def _compressible(headers: Any) -> bool:
+    """Whether a response with these (lower-case, bytes) headers is sent
+    uncompressed although compression would shrink it."""
+    compressible = True
+    try:
+        for name, value in headers:
+            if name == b"content-encoding":
+                return False
+            if name == b"content-type":
+                compressible = compressible_type(value)
+    except (TypeError, ValueError):  # malformed headers are the server's to refuse
+        return False
+    return compressible
+
+
 def _add_timing_headers(message: Message, ctx: RequestContext) -> None:
     try:
         elapsed_ms = (perf() - ctx.started) * 1000
         timing = f"app;dur={elapsed_ms:.2f}"
         if ctx.db_count:
-            timing += f", db;dur={ctx.db_time * 1000:.2f}"
+            timing += f", db;dur={db_seconds(ctx) * 1000:.2f}"
         if ctx.out_count:
             timing += f", ext;dur={ctx.out_time * 1000:.2f}"
         headers = list(message.get("headers", []))

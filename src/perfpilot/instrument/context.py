@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -38,30 +39,43 @@ class RequestContext:
         route: Route template, filled in by the framework integration.
         status: HTTP status (500 until a response starts).
         error: The request raised.
-        db_time: Seconds in database calls so far.
+        db_time: Seconds in database calls not kept in ``queries`` (past the
+            event bound); see :func:`db_seconds` for the request's total.
         db_count: Database calls so far.
         out_time: Seconds in outbound HTTP calls so far.
         out_count: Outbound calls so far.
         cost: US dollars spent on outbound calls so far.
         cache_hits: Cache hits so far.
         cache_misses: Cache misses so far.
-        queries: ``(sql, start_offset_s, duration_s, rows, failed, db)`` tuples.
+        queries: ``(sql, start_offset_s, duration_s, rows, failed, db)`` tuples,
+            or lists of the same for row-returning statements whose fetches
+            are still being timed (see :meth:`Recorder.open_query`).
         calls: Outbound call tuples (see :meth:`Recorder.outbound`).
         cache_events: ``(cache, command, prefix, hit, start_offset_s)`` tuples.
         units: Business units produced, by name.
+        bytes_out: Response body bytes sent so far.
+        headers: The response headers as the server interface passed them;
+            read only once the request ends, and only for bodies of at least
+            1 KiB (most responses never pay for parsing them).
+        compressible: Set at the end: the response has no ``Content-Encoding``
+            and a content type that compresses well (text, JSON, XML,
+            JavaScript) or none.
         dropped: Events aggregated early because the request had too many.
     """
 
     __slots__ = (
+        "bytes_out",
         "cache_events",
         "cache_hits",
         "cache_misses",
         "calls",
+        "compressible",
         "cost",
         "db_count",
         "db_time",
         "dropped",
         "error",
+        "headers",
         "method",
         "out_count",
         "out_time",
@@ -88,11 +102,33 @@ class RequestContext:
         # The shared empty tuple until the first event: most requests have
         # none of some kinds, and three list allocations per request show in
         # the overhead budget. The recorder swaps in a list on first append.
-        self.queries: list[tuple[str, float, float, int, bool, str]] = NO_EVENTS
+        self.queries: list[Any] = NO_EVENTS  # tuples, or lists while still open
         self.calls: list[tuple[Any, ...]] = NO_EVENTS
         self.cache_events: list[tuple[str, str, str, bool, float]] = NO_EVENTS
         self.units: dict[str, int] | None = None
         self.dropped = 0
+        self.bytes_out = 0
+        self.headers: Any = None
+        self.compressible = False
+
+
+def db_seconds(ctx: RequestContext) -> float:
+    """Seconds the request has spent in database calls so far."""
+    return ctx.db_time + math.fsum(q[2] for q in ctx.queries)
+
+
+_COMPRESSIBLE_TYPES = (b"text/", b"application/json", b"application/javascript",
+                       b"application/xml", b"image/svg+xml", b"application/x-ndjson")  # fmt: skip
+
+
+def compressible_type(content_type: bytes) -> bool:
+    """Whether a ``Content-Type`` value names a format that compresses well
+    (text, JSON, XML, JavaScript, SVG, or a ``+json``/``+xml`` suffix)."""
+    value = content_type.lower()
+    if value.startswith(_COMPRESSIBLE_TYPES):
+        return True
+    media = value.split(b";", 1)[0].strip()
+    return media.endswith((b"+json", b"+xml"))
 
 
 current_request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(

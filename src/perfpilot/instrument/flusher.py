@@ -205,6 +205,8 @@ class Flusher:
                     a.cost,
                     a.cache_hits,
                     a.cache_misses,
+                    a.bytes_out,
+                    a.uncompressed,
                 )
                 for (route, method, sc), a in interval.requests.items()
             ),

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import importlib.util
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,13 +68,16 @@ _in_requests_send: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-def install(prices: str | None = None) -> list[str]:
+def install(prices: str | None = None, only: Collection[str] | None = None) -> list[str]:
     """Hook the HTTP clients that are installed; returns their names.
 
     Args:
         prices: Path of a TOML price table; ``None`` prices OpenAI calls at the
             built-in example prices. A table that does not load is logged
             once and the calls are recorded without cost.
+        only: Hook only these clients (``"httpx"``, ``"requests"``,
+            ``"aiohttp"``); ``None`` hooks all three. ``perfpilot run`` hooks
+            each one as it is imported.
 
     Idempotent: a library already hooked is not hooked twice (the price table
     is reloaded, so a later call may change it).
@@ -85,6 +89,8 @@ def install(prices: str | None = None) -> list[str]:
         ("requests", _patch_requests),
         ("aiohttp", _patch_aiohttp),
     ):
+        if only is not None and name not in only:
+            continue
         try:
             if importlib.util.find_spec(name) is None:
                 continue

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from perfpilot.app_records import UNCOMPRESSED_MIN_BYTES
 from perfpilot.instrument.context import (
     MAX_EVENTS_PER_REQUEST,
     NO_EVENTS,
@@ -46,6 +47,7 @@ class RequestAgg:
     """Sums of one (route, method, status class) key."""
 
     __slots__ = (
+        "bytes_out",
         "cache_hits",
         "cache_misses",
         "cost",
@@ -56,6 +58,7 @@ class RequestAgg:
         "latency",
         "out_count",
         "out_time",
+        "uncompressed",
     )
 
     def __init__(self) -> None:
@@ -69,6 +72,8 @@ class RequestAgg:
         self.cost = 0.0
         self.cache_hits = 0
         self.cache_misses = 0
+        self.bytes_out = 0
+        self.uncompressed = 0
 
 
 class QueryAgg:
@@ -80,13 +85,17 @@ class QueryAgg:
     request may run many statements.
     """
 
-    __slots__ = ("count", "durations", "errors", "rows")
+    __slots__ = ("durations", "errors", "rows")
 
     def __init__(self) -> None:
-        self.count = 0
         self.errors = 0
         self.rows = 0
         self.durations = array("d")
+
+    @property
+    def count(self) -> int:
+        """Statements seen: one duration each."""
+        return len(self.durations)
 
     @property
     def latency(self) -> Histogram:
@@ -199,10 +208,13 @@ class Recorder:
             if error:
                 agg.errors += 1
             agg.latency.record(duration)
+            if ctx.bytes_out:
+                agg.bytes_out += ctx.bytes_out
+                if ctx.compressible and ctx.bytes_out >= UNCOMPRESSED_MIN_BYTES:
+                    agg.uncompressed += 1
             if ctx.db_count:
-                agg.db_time += ctx.db_time
+                agg.db_time += ctx.db_time + self._add_queries(interval, ctx.queries, route)
                 agg.db_count += ctx.db_count
-                self._add_queries(interval, ctx.queries, route)
             if ctx.out_count:
                 agg.out_time += ctx.out_time
                 agg.out_count += ctx.out_count
@@ -247,7 +259,6 @@ class Recorder:
                     self._interval, ((sql, 0.0, duration, rows, failed, db),), NO_ROUTE
                 )
             return
-        ctx.db_time += duration
         ctx.db_count += 1
         queries = ctx.queries
         if queries is NO_EVENTS:  # the first event of the request
@@ -256,10 +267,35 @@ class Recorder:
             queries.append((sql, start - ctx.started, duration, rows, failed, db))
         else:
             ctx.dropped += 1
+            ctx.db_time += duration
             with self._lock:
                 self._add_queries(
                     self._interval, ((sql, 0.0, duration, rows, failed, db),), ctx.route or OTHER
                 )
+
+    def open_query(self, sql: str, start: float, duration: float, db: str) -> list[Any]:
+        """Record a statement whose rows are still to be fetched; returns its event.
+
+        The event is the list ``[sql, start, duration, rows, failed, db]``; the
+        hook adds fetch time to ``event[2]``, rows to ``event[3]`` and sets
+        ``event[4]`` when a fetch fails, for as long as the request runs. Inside
+        a request (under its event bound) the event is already the request's, so
+        a statement whose cursor outlives the request is counted all the same.
+        Otherwise the returned list has two more items, ``recorder`` and the
+        request context (or ``None``): the hook calls :meth:`query` with the
+        final figures once the statement is done (see ``sql_sqlite``).
+        """
+        ctx = current_request.get()
+        if ctx is not None:
+            queries = ctx.queries
+            if queries is NO_EVENTS:  # the first event of the request
+                queries = ctx.queries = []
+            if len(queries) < MAX_EVENTS_PER_REQUEST:
+                ctx.db_count += 1
+                event = [sql, start - ctx.started, duration, 0, False, db]
+                queries.append(event)
+                return event
+        return [sql, start, duration, 0, False, db, self, ctx]
 
     def outbound(
         self,
@@ -435,19 +471,22 @@ class Recorder:
         interval: Interval,
         queries: Iterable[tuple[str, float, float, int, bool, str]],
         route: str,
-    ) -> None:
+    ) -> float:
+        """Add ``queries`` to the interval's aggregates; returns their total seconds."""
         table = interval.queries
+        total = 0.0
         for sql, _start, duration, rows, failed, db in queries:
+            total += duration
             key = (sql, route, db)
             agg = table.get(key)
             if agg is None:
                 agg = self._new_key(table, key, (OTHER, route, db), QueryAgg)
-            agg.count += 1
             agg.durations.append(duration)
             if rows > 0:
                 agg.rows += rows
             if failed:
                 agg.errors += 1
+        return total
 
     def _add_calls(self, interval: Interval, calls: Iterable[tuple[Any, ...]], route: str) -> None:
         table = interval.outbound
@@ -527,7 +566,7 @@ class Recorder:
             "status": 500 if ctx.error else ctx.status,
             "duration_s": duration,
             "reasons": reasons,
-            "queries": list(ctx.queries),
+            "queries": [tuple(q) for q in ctx.queries],  # open events still change
             "calls": list(ctx.calls),
             "cache_events": list(ctx.cache_events),
             "dropped": ctx.dropped,
@@ -576,17 +615,26 @@ def _is_library(filename: str) -> bool:
     return known
 
 
-def find_call_site(skip: int = 2) -> str | None:
-    """``file:line`` of the innermost frame outside the standard library,
-    installed packages and perfpilot itself, or ``None``."""
+def find_call_site(skip: int = 2, depth: int = 3) -> str | None:
+    """Where the application made a call: ``file:line`` of the innermost frame
+    outside the standard library, installed packages and perfpilot itself,
+    then `` < file:line`` for each application frame that called it, up to
+    ``depth`` frames in all; ``None`` when there is no application frame.
+
+    The callers matter when the app reaches its database through a helper of
+    its own (a ``run_query()``): the loop that makes an N+1 is the caller's.
+    """
     try:
         frame = sys._getframe(skip)
     except ValueError:
         return None
+    sites: list[str] = []
     current: FrameType | None = frame
-    while current is not None:
+    while current is not None and len(sites) < depth:
         filename = current.f_code.co_filename
         if not _is_library(filename):
-            return f"{filename}:{current.f_lineno}"
+            sites.append(f"{filename}:{current.f_lineno}")
+        elif sites:  # the app's own frames end where a framework called them
+            break
         current = current.f_back
-    return None
+    return " < ".join(sites) if sites else None

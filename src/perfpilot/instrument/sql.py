@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from perfpilot.instrument import sql_psycopg, sql_sqlalchemy, sql_sqlite
 from perfpilot.instrument.context import warn_once
@@ -44,13 +44,20 @@ _INSTALLERS: tuple[tuple[str, Callable[[], list[Callable[[], None]]]], ...] = (
     ("psycopg", sql_psycopg.install),
     ("sqlalchemy", sql_sqlalchemy.install),
 )
-_lock = threading.Lock()
+# re-entrant: an installer imports its library, and under ``perfpilot run`` that
+# import runs a hook which calls install() again on the same thread
+_lock = threading.RLock()
 # library name → the functions that undo its hooks
 _patches: dict[str, list[Callable[[], None]]] = {}
 
 
-def install() -> list[str]:
+def install(only: Collection[str] | None = None) -> list[str]:
     """Hook sqlite3, psycopg 3 and SQLAlchemy, those that are installed.
+
+    Args:
+        only: Hook only these libraries (``"sqlite3"``, ``"psycopg"``,
+            ``"sqlalchemy"``); ``None`` hooks all three. ``perfpilot run``
+            hooks each one as it is imported.
 
     Idempotent. Returns the names of the libraries hooked (by this call or an
     earlier one). A library that cannot be hooked is skipped with one warning.
@@ -58,12 +65,14 @@ def install() -> list[str]:
     with _lock:
         sql_sqlalchemy.forget_cursor_classes()
         for name, installer in _INSTALLERS:
-            if name in _patches:
+            if name in _patches or (only is not None and name not in only):
                 continue
             try:
                 if importlib.util.find_spec(name) is None:
                     continue
-                _patches[name] = installer()
+                undo = installer()
+                # a nested install() (see _lock) may have hooked it meanwhile
+                _patches.setdefault(name, []).extend(undo)
             except Exception as exc:
                 warn_once(f"sql-install-{name}", "perfpilot: %s not hooked: %r", name, exc)
         return [name for name, _ in _INSTALLERS if name in _patches]

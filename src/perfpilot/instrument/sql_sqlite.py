@@ -15,22 +15,22 @@ Statements that return no rows (``cursor.description is None``: DML, DDL) are
 recorded when ``execute`` returns, with the DB-API ``rowcount``. A statement
 that returns rows is not done then: sqlite3 steps to the first row in
 ``execute`` and finds the others while the app fetches, so a full scan that
-finds its row early runs mostly inside ``fetchall()``. Its duration is the
-time spent in ``execute`` plus in each ``fetchone``/``fetchmany``/``fetchall``/
-``next()`` on the cursor (not the app's time between them), its rows are the
-rows fetched, and it is recorded once, when the first of these happens: a
-fetch finds the end of the rows (or raises: then it is recorded as failed),
-the cursor runs another statement, is closed, or is garbage-collected. It is
-recorded into the request that executed it, wherever it is finished; one
-finished after that request ended (a cursor kept from one request to the next)
-is added to a request already aggregated, so it is lost. A cursor collected by
-the garbage collector outside any request (or past a request's event bound) is
-recorded at the next statement a timed cursor runs, not at once: the collector
-may run while this thread holds the recorder's lock. ``executemany`` counts
-``rowcount``; ``executescript`` counts no rows.
+finds its row early runs mostly inside ``fetchall()``. Such a statement is put
+into its request at ``execute`` (:meth:`Recorder.open_query`), and its event
+keeps growing while the request runs: the time spent in each
+``fetchone``/``fetchmany``/``fetchall``/``next()`` on the cursor is added (not
+the app's time between them), and so are the rows fetched, until a fetch finds
+the end of the rows (or raises: then the statement is marked failed), the
+cursor runs another statement, is closed, or is garbage-collected. A cursor
+kept past its request still counts its statement there, with the fetch time
+up to the request's end. Outside a request (or past a request's event bound)
+the statement is recorded once it is done, as above; when that happens in the
+garbage collector, at the next statement a timed cursor runs, not at once: the
+collector may run while this thread holds the recorder's lock.
+``executemany`` counts ``rowcount``; ``executescript`` counts no rows.
 
 Costs on the request path: a row-returning statement adds a list and a dict
-entry at ``execute``, and about half a microsecond to the fetch that ends it;
+entry at ``execute``, and a dict lookup and two clock reads to each fetch;
 every timed cursor has a Python ``__del__``, and each ``next()`` on it is a
 Python call.
 """
@@ -57,8 +57,10 @@ __all__ = ["install"]
 
 _current_request = current_request.get
 
-# Row-returning statements not yet recorded, by ``id(cursor)``:
-# ``[sql, start, seconds so far, rows so far, request context, recorder]``.
+# Row-returning statements whose fetches are still timed, by ``id(cursor)``:
+# the event from Recorder.open_query, ``[sql, start, seconds, rows, failed,
+# db]``, already in its request; or, outside a request (or past its event
+# bound), the same plus ``recorder, request context``, recorded when done.
 # Keyed by id, not held on the cursor: a timed cursor class must keep its
 # base's memory layout (see _retimed); ``__del__`` removes a cursor's entry.
 _pending: dict[int, list[Any]] = {}
@@ -66,10 +68,11 @@ _pending_get = _pending.get
 _pending_pop = _pending.pop
 _SECONDS = 2
 _ROWS = 3
-_CTX = 4
-# Entries of cursors the garbage collector freed outside a request: recorded
-# at the next ``execute`` of a timed cursor, not in ``__del__``, which then may
-# run while this thread holds the recorder's lock (see _gc_phase).
+_FAILED = 4
+_IN_REQUEST = 6  # length of an event that is already its request's
+# Statements of cursors the garbage collector freed while a collection ran:
+# recorded at the next ``execute`` of a timed cursor, not in ``__del__``,
+# which then may run while this thread holds the recorder's lock.
 _collected: collections.deque[list[Any]] = collections.deque()
 
 
@@ -82,16 +85,16 @@ _collector = _Collector()
 _ARRAYSIZE: Any = object()
 
 
-def _finish(state: list[Any], failed: bool) -> None:
-    """Record a row-returning statement into the request that executed it."""
-    sql, start, seconds, rows, ctx, recorder = state
+def _finish(state: list[Any]) -> None:
+    """Record a statement that was not already its request's (see _pending)."""
+    sql, start, seconds, rows, failed, db, recorder, ctx = state
     try:
         if _current_request() is ctx:
-            recorder.query(sql, start, seconds, rows, failed, SQLITE)
+            recorder.query(sql, start, seconds, rows, failed, db)
             return
         token = current_request.set(ctx)
         try:
-            recorder.query(sql, start, seconds, rows, failed, SQLITE)
+            recorder.query(sql, start, seconds, rows, failed, db)
         finally:
             current_request.reset(token)
     except Exception as exc:
@@ -107,11 +110,11 @@ def _gc_phase(phase: str, info: dict[str, int]) -> None:
     _collector.running = phase == "start"
 
 
-def _finish_pending(cursor: Any) -> None:
-    """Record the statement ``cursor`` still has pending, if any."""
+def _done(cursor: Any) -> None:
+    """The statement ``cursor`` has pending, if any, is done: stop timing it."""
     state = _pending_pop(id(cursor), None)
-    if state is not None:
-        _finish(state, False)
+    if state is not None and len(state) > _IN_REQUEST:
+        _finish(state)
 
 
 def _finish_collected() -> None:
@@ -120,21 +123,13 @@ def _finish_collected() -> None:
             state = _collected.popleft()
         except IndexError:  # another thread took the last one
             return
-        _finish(state, False)
-
-
-def _fetched(cursor: Any, state: list[Any], start: float, rows: int, done: bool) -> None:
-    """Add one fetch to ``state``; record the statement when ``done``."""
-    state[_SECONDS] += perf() - start
-    state[_ROWS] += rows
-    if done and _pending_pop(id(cursor), None) is not None:
-        _finish(state, False)
+        _finish(state)
 
 
 def _fetch_failed(cursor: Any, state: list[Any], start: float) -> None:
     state[_SECONDS] += perf() - start
-    if _pending_pop(id(cursor), None) is not None:
-        _finish(state, True)
+    state[_FAILED] = True
+    _done(cursor)
 
 
 def _timed_cursor_class(base: type) -> type:
@@ -150,8 +145,11 @@ def _timed_cursor_class(base: type) -> type:
     b_del = getattr(base, "__del__", None)
 
     def execute(self: Any, sql: Any, parameters: Any = (), /) -> Any:
-        if _pending:
-            _finish_pending(self)
+        key = id(self)
+        if _pending:  # _done(), inlined
+            state = _pending_pop(key, None)
+            if state is not None and len(state) > _IN_REQUEST:
+                _finish(state)
         recorder = active.recorder
         if recorder is None or is_suppressed():
             return b_execute(self, sql, parameters)
@@ -169,7 +167,16 @@ def _timed_cursor_class(base: type) -> type:
                 rows = self.rowcount
                 recorder.query(sql, start, end - start, rows if rows > 0 else 0, False, SQLITE)
             else:
-                _pending[id(self)] = [sql, start, end - start, 0, _current_request(), recorder]
+                ctx = _current_request()
+                if ctx is not None and 0 < len(queries := ctx.queries) < MAX_EVENTS_PER_REQUEST:
+                    # Recorder.open_query, inlined for a request's own statement
+                    ctx.db_count += 1
+                    queries.append(
+                        state := [sql, start - ctx.started, end - start, 0, False, SQLITE]
+                    )
+                else:
+                    state = recorder.open_query(sql, start, end - start, SQLITE)
+                _pending[key] = state
             if sql not in recorder.call_sites:  # a method call only the first time
                 recorder.call_site(sql)
         except Exception as exc:
@@ -179,7 +186,7 @@ def _timed_cursor_class(base: type) -> type:
     def timed(method: Callable[..., Any], rows_known: bool) -> Callable[..., Any]:
         def run(self: Any, sql: Any, *args: Any) -> Any:
             if _pending:
-                _finish_pending(self)
+                _done(self)
             recorder = active.recorder
             if recorder is None or is_suppressed():
                 return method(self, sql, *args)
@@ -196,29 +203,24 @@ def _timed_cursor_class(base: type) -> type:
         return functools.wraps(method)(run)
 
     def fetchall(self: Any) -> Any:
-        if _pending:
-            state = _pending_pop(id(self), None)
-            if state is not None:
-                start = perf()
-                try:
-                    rows = b_fetchall(self)
-                except BaseException:
-                    state[_SECONDS] += perf() - start
-                    _finish(state, True)
-                    raise
-                seconds = state[_SECONDS] + perf() - start
-                try:  # _finish(), inlined for a request's own statement
-                    sql, begin, _, n, ctx, recorder = state
-                    if type(rows) is list:  # not so from an app's own fetchall, maybe
-                        n += len(rows)
-                    if ctx is _current_request():
-                        recorder.query(sql, begin, seconds, n, False, SQLITE)
-                    else:
-                        _finish([sql, begin, seconds, n, ctx, recorder], False)
-                except Exception as exc:
-                    warn_once("sql-record", "perfpilot: an SQL statement was not recorded: %r", exc)
-                return rows
-        return b_fetchall(self)
+        state = _pending_pop(id(self), None) if _pending else None
+        if state is None:
+            return b_fetchall(self)
+        start = perf()
+        try:
+            rows = b_fetchall(self)
+        except BaseException:
+            state[_SECONDS] += perf() - start
+            state[_FAILED] = True
+            if len(state) > _IN_REQUEST:
+                _finish(state)
+            raise
+        state[_SECONDS] += perf() - start
+        if type(rows) is list:  # not so from an app's own fetchall, maybe
+            state[_ROWS] += len(rows)
+        if len(state) > _IN_REQUEST:
+            _finish(state)
+        return rows
 
     def fetchone(self: Any) -> Any:
         state = _pending_get(id(self)) if _pending else None
@@ -233,8 +235,8 @@ def _timed_cursor_class(base: type) -> type:
         state[_SECONDS] += perf() - start
         if row is not None:
             state[_ROWS] += 1
-        elif _pending_pop(id(self), None) is not None:
-            _finish(state, False)
+        else:
+            _done(self)
         return row
 
     def fetchmany(self: Any, size: Any = _ARRAYSIZE) -> Any:
@@ -249,12 +251,15 @@ def _timed_cursor_class(base: type) -> type:
         except BaseException:
             _fetch_failed(self, state, start)
             raise
+        state[_SECONDS] += perf() - start
         n = len(rows) if type(rows) is list else 0
+        state[_ROWS] += n
         try:
             done = n < size or size <= 0  # sqlite3 fetches all rows when size <= 0
         except Exception:  # a size sqlite3 takes (it has __index__) but does not compare
             done = False
-        _fetched(self, state, start, n, done)
+        if done:
+            _done(self)
         return rows
 
     def __next__(self: Any) -> Any:
@@ -265,7 +270,8 @@ def _timed_cursor_class(base: type) -> type:
         try:
             row = b_next(self)
         except StopIteration:
-            _fetched(self, state, start, 0, True)
+            state[_SECONDS] += perf() - start
+            _done(self)
             raise
         except BaseException:
             _fetch_failed(self, state, start)
@@ -276,7 +282,7 @@ def _timed_cursor_class(base: type) -> type:
 
     def close(self: Any) -> Any:
         if _pending:
-            _finish_pending(self)
+            _done(self)
         return b_close(self)
 
     def __del__(self: Any) -> None:
@@ -284,22 +290,14 @@ def _timed_cursor_class(base: type) -> type:
             state = _pending_pop(id(self), None) if _pending else None
         except Exception:  # at exit, module globals may be gone
             state = None
-        if state is not None:
+        if state is not None and len(state) > _IN_REQUEST:
+            # Recording outside a request takes the recorder's lock, and the
+            # collector may run this while this thread holds that lock.
             try:
-                ctx = state[_CTX]
-                # Recording into a request takes no lock, unless the request is
-                # past its event bound; outside a request it does, and the
-                # collector may run this while this thread holds that lock.
-                if ctx is not None and len(ctx.queries) < MAX_EVENTS_PER_REQUEST:
-                    if ctx is _current_request():  # _finish(), inlined
-                        sql, start, seconds, rows, _, recorder = state
-                        recorder.query(sql, start, seconds, rows, False, SQLITE)
-                    else:
-                        _finish(state, False)
-                elif _collector.running:
+                if _collector.running:
                     _collected.append(state)
                 else:
-                    _finish(state, False)
+                    _finish(state)
             except Exception as exc:
                 warn_once("sql-record", "perfpilot: an SQL statement was not recorded: %r", exc)
         if b_del is not None:

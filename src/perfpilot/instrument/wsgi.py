@@ -1,7 +1,10 @@
 """WSGI middleware (Flask, Django and any WSGI app).
 
 The request is timed until the server closes the response iterable, so
-streamed bodies count. Nothing perfpilot does can raise into the application.
+streamed bodies count. The body size is the sum of the chunk lengths as the
+server iterates (the body is never buffered), or ``Content-Length`` when the
+server sent the body without iterating (``wsgi.file_wrapper``). Nothing
+perfpilot does can raise into the application.
 """
 
 from __future__ import annotations
@@ -9,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from perfpilot.instrument.context import RequestContext, current_request, perf, warn_once
+from perfpilot.app_records import UNCOMPRESSED_MIN_BYTES
+from perfpilot.instrument.context import (
+    RequestContext,
+    compressible_type,
+    current_request,
+    perf,
+    warn_once,
+)
 from perfpilot.instrument.recorder import Recorder
 
 Environ = dict[str, Any]
@@ -51,6 +61,7 @@ class PerfpilotWSGIMiddleware:
         def start_wrapper(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             try:
                 ctx.status = int(status[:3])
+                ctx.headers = headers
                 if server_timing:
                     elapsed_ms = (perf() - ctx.started) * 1000
                     headers.append(("Server-Timing", f"app;dur={elapsed_ms:.2f}"))
@@ -76,9 +87,35 @@ class PerfpilotWSGIMiddleware:
         try:
             if ctx.route is None and self.resolve_route is not None:
                 ctx.route = self.resolve_route(environ)
+            if ctx.headers is not None:
+                _read_headers(ctx, ctx.headers)
             self.recorder.finish(ctx, duration)
         except Exception as exc:
             warn_once("wsgi-finish", "perfpilot: request not recorded: %r", exc)
+
+
+def _read_headers(ctx: RequestContext, headers: list[tuple[str, str]]) -> None:
+    """At the end of a request: the body size from ``Content-Length`` when no
+    chunk was counted (a server that sent it without iterating), and for a body
+    of at least 1 KiB whether it went out uncompressed though it would compress."""
+    try:
+        if not ctx.bytes_out:
+            for name, value in headers:
+                if name.lower() == "content-length" and value.isdigit():
+                    ctx.bytes_out = int(value)
+        if ctx.bytes_out < UNCOMPRESSED_MIN_BYTES:
+            return
+        compressible = True
+        for name, value in headers:
+            lower = name.lower()
+            if lower == "content-encoding":
+                compressible = False
+                break
+            if lower == "content-type":
+                compressible = compressible_type(value.encode("latin-1"))
+        ctx.compressible = compressible
+    except (AttributeError, TypeError, ValueError):  # malformed: the server's to refuse
+        ctx.compressible = False
 
 
 def _reset(token: Any) -> None:
@@ -109,11 +146,17 @@ class _ClosingIterable:
         self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
+        sent = 0
         try:
-            yield from self._iterable
+            for chunk in self._iterable:
+                sent += len(chunk)
+                yield chunk
         except BaseException:
             self._ctx.error = True
             raise
+        finally:
+            if sent:
+                self._ctx.bytes_out = sent
 
     def close(self) -> None:
         try:

@@ -55,7 +55,8 @@ class AppTable:
 REQUESTS = AppTable(
     "app_requests",
     ("route", "method", "status_class", "count", "errors", "latency", "db_time_s", "db_count",
-     "outbound_time_s", "outbound_count", "cost_usd", "cache_hits", "cache_misses"),
+     "outbound_time_s", "outbound_count", "cost_usd", "cache_hits", "cache_misses",
+     "bytes_out", "uncompressed"),
 )  # fmt: skip
 QUERIES = AppTable(
     "app_queries",
@@ -132,7 +133,7 @@ def request_values(row: RequestRow) -> Row:
     return (row.route, row.method, row.status_class, row.count, row.errors,
             row.latency.to_bytes(), float(row.db_time_s), row.db_count,
             float(row.outbound_time_s), row.outbound_count, float(row.cost_usd),
-            row.cache_hits, row.cache_misses)  # fmt: skip
+            row.cache_hits, row.cache_misses, row.bytes_out, row.uncompressed)  # fmt: skip
 
 
 def query_values(row: QueryRow) -> Row:
@@ -246,7 +247,8 @@ def select_sql(
 # How each column of a table merges across rows.
 _KEY, _SUM, _FSUM, _MAX, _HIST, _FIRST, _LAST = range(7)
 
-_REQUEST_MERGE = (_KEY, _KEY, _KEY, _SUM, _SUM, _HIST, _FSUM, _SUM, _FSUM, _SUM, _FSUM, _SUM, _SUM)
+_REQUEST_MERGE = (_KEY, _KEY, _KEY, _SUM, _SUM, _HIST, _FSUM, _SUM, _FSUM, _SUM, _FSUM, _SUM, _SUM,
+                  _SUM, _SUM)  # fmt: skip
 _QUERY_MERGE = (_KEY, _FIRST, _KEY, _KEY, _SUM, _SUM, _HIST, _SUM, _FIRST)
 _OUTBOUND_MERGE = (_KEY, _KEY, _KEY, _KEY, _KEY, _SUM, _SUM, _HIST, _SUM, _SUM, _SUM, _FSUM,
                    _SUM, _SUM, _LAST, _SUM)  # fmt: skip

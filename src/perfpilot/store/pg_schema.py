@@ -266,4 +266,9 @@ PG_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX app_drops_by_service ON app_drops (service, minute);
     CREATE INDEX app_drops_by_minute ON app_drops (minute);
     """,
+    # 3: response sizes and uncompressed responses per request aggregate.
+    """
+    ALTER TABLE app_requests ADD COLUMN bytes_out BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE app_requests ADD COLUMN uncompressed BIGINT NOT NULL DEFAULT 0;
+    """,
 )

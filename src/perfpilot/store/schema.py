@@ -42,6 +42,10 @@ and reasons compact JSON.
 
 Each app table is indexed by ``(service, minute)`` and ``(minute)``; those with
 a route also by ``(route, minute)``.
+
+Version 3 adds to ``app_requests`` the response body bytes sent (``bytes_out``)
+and the count of large responses sent uncompressed (``uncompressed``); rows
+written before it read as 0.
 """
 
 from __future__ import annotations
@@ -287,6 +291,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX app_drops_by_service ON app_drops (service, minute);
     CREATE INDEX app_drops_by_minute ON app_drops (minute);
+    """,
+    # 3: response sizes and uncompressed responses per request aggregate.
+    """
+    ALTER TABLE app_requests ADD COLUMN bytes_out INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE app_requests ADD COLUMN uncompressed INTEGER NOT NULL DEFAULT 0;
     """,
 )
 
