@@ -1,0 +1,80 @@
+import pytest
+
+from perfpilot.analyze.detect_outbound import repeated_calls, sequential_calls, slow_calls
+from perfpilot.analyze.options import DiagnoseOptions
+from perfpilot.app_records import Span
+
+from .builders import app, outbound, request, trace
+
+OPTS = DiagnoseOptions()
+
+
+def test_identical_calls_in_one_request_are_repeated_with_time_and_money() -> None:
+    data = app(
+        requests=(request("/recs", 10, 0.3),),
+        outbound=(outbound("/recs", "/v1/embeddings", 30, 0.05, repeated=20, cost_usd=0.03),),
+    )
+    (finding,) = repeated_calls(data, OPTS)
+    assert finding.kind == "repeated_outbound"
+    assert finding.evidence["route"] == "/recs"
+    assert finding.evidence["repeats_per_request"] == 2
+    assert finding.impact.time_per_request_s == pytest.approx(0.1, rel=0.02)
+    assert finding.impact.usd_per_request == pytest.approx(0.002)
+    assert "TTLCache" in finding.fix.code and "lru_cache" in finding.fix.code
+
+
+def test_rare_repeats_are_not_reported() -> None:
+    data = app(
+        requests=(request("/recs", 100, 0.3),),
+        outbound=(outbound("/recs", "/v1/embeddings", 100, 0.05, repeated=5),),
+    )
+    assert repeated_calls(data, OPTS) == []
+
+
+def test_a_slow_call_that_dominates_its_route_is_reported() -> None:
+    data = app(
+        requests=(request("/summarize", 20, 0.3),),
+        outbound=(outbound("/summarize", "/v1/chat/completions", 20, 0.28, cost_usd=0.02),),
+    )
+    (finding,) = slow_calls(data, OPTS)
+    assert (finding.kind, finding.severity) == ("slow_outbound", "high")
+    assert finding.impact.usd_per_request == pytest.approx(0.001)
+    assert "timeout=" in finding.fix.code
+
+
+def test_fast_calls_or_calls_on_slow_routes_are_not_slow_outbound() -> None:
+    data = app(
+        requests=(request("/a", 20, 0.05), request("/b", 20, 2.0)),
+        outbound=(
+            outbound("/a", "/fast", 20, 0.04),  # 80 % of /a but fast
+            outbound("/b", "/slow", 20, 0.2),  # slow but 10 % of /b
+        ),
+    )
+    assert slow_calls(data, OPTS) == []
+
+
+def http(name: str, start: float, duration: float) -> Span:
+    return Span("http", f"GET api.example.com/{name}", start, duration, {"status": 200})
+
+
+def test_back_to_back_calls_could_run_concurrently() -> None:
+    sample = trace("/page", http("a", 0.0, 0.1), http("b", 0.1, 0.08), http("c", 0.19, 0.12))
+    data = app(requests=(request("/page", 10, 0.35),), traces=(sample,))
+    (finding,) = sequential_calls(data, OPTS)
+    assert finding.kind == "sequential_outbound"
+    assert finding.evidence["mean_saving_ms"] == pytest.approx(180.0)
+    assert "asyncio.gather" in finding.fix.code
+    assert finding.trace is sample
+
+
+def test_calls_with_a_query_between_or_overlapping_are_not_sequential() -> None:
+    db = Span("db", "SELECT 1", 0.1, 0.01)
+    data = app(
+        requests=(request("/p", 10, 0.3),),
+        traces=(
+            trace("/p", http("a", 0.0, 0.1), db, http("b", 0.12, 0.1)),
+            trace("/p", http("a", 0.0, 0.1), http("b", 0.05, 0.1)),
+            trace("/p", http("a", 0.0, 0.01), http("b", 0.01, 0.01)),  # 10 ms to save
+        ),
+    )
+    assert sequential_calls(data, OPTS) == []
