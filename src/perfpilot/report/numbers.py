@@ -1,0 +1,102 @@
+"""How every report renderer writes figures, so the terminal, Markdown and HTML agree."""
+
+from __future__ import annotations
+
+import datetime
+import math
+
+from perfpilot.report.assessment import HealthCheck
+
+#: A short mark per check status.
+STATUS_MARKS = {"pass": "✓ pass", "warn": "! warn", "fail": "✗ fail", "info": "· info"}
+
+
+def ms(value: float) -> str:
+    """Milliseconds with precision that suits their size: ``1,234``, ``56.7``, ``0.89``."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def seconds(value: float) -> str:
+    """A duration in seconds, minutes or hours."""
+    if value < 60:
+        return f"{value:.1f} s" if value < 10 else f"{value:,.0f} s"
+    if value < 3600:
+        return f"{value / 60:.1f} min"
+    return f"{value / 3600:,.1f} h"
+
+
+def usd(value: float) -> str:
+    """US dollars: cents for large amounts, significant digits for tiny ones."""
+    if value == 0:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) >= 0.01:
+        return f"${value:.3f}"
+    digits = 1 - math.floor(math.log10(abs(value)))  # two significant digits, no exponent
+    return f"${value:.{digits}f}"
+
+
+def percent(value: float) -> str:
+    """A 0..1 share as a percentage."""
+    return f"{value:.1%}" if value >= 0.001 or value == 0 else f"{value:.3%}"
+
+
+def rate(value: float) -> str:
+    """Requests per second."""
+    return f"{value:,.1f}/s" if value >= 10 else f"{value:.2f}/s"
+
+
+def check_value(check: HealthCheck, value: float | None) -> str:
+    """A health check's observed or target value in its unit."""
+    if value is None:
+        return "-"
+    if check.unit == "ms":
+        return f"{ms(value)} ms"
+    if check.unit == "ratio":
+        return percent(value)
+    if check.unit == "score":
+        return f"{value:.2f}"
+    if check.unit == "req/s":
+        return rate(value)
+    return f"{value:g}"
+
+
+def amount(value: float | None, unit: str) -> str:
+    """A rule's or budget's value in its unit (``ms``, ``ratio``, ``usd``, ``usd/h``,
+    ``bytes``, ``req/s``, ``score``, or a count such as ``queries``)."""
+    if value is None:
+        return "-"
+    if unit == "ms":
+        return f"{ms(value)} ms"
+    if unit == "ratio":
+        return percent(value)
+    if unit == "usd":
+        return usd(value)
+    if unit == "usd/h":
+        return f"{usd(value)}/h"
+    if unit == "bytes":
+        return f"{value / 2**20:,.0f} MiB"
+    if unit == "req/s":
+        return rate(value)
+    if unit == "score":
+        return f"{value:.2f}"
+    return f"{value:,.4g} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
+
+
+def utc(timestamp: float) -> str:
+    """A Unix time as ``YYYY-MM-DD HH:MM:SS UTC``."""
+    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration_words(value_s: float) -> str:
+    """A rule's ``for`` or window duration: ``5m``, ``1h``, ``90s``."""
+    whole = round(value_s)
+    if whole and whole % 3600 == 0:
+        return f"{whole // 3600}h"
+    if whole and whole % 60 == 0:
+        return f"{whole // 60}m"
+    return f"{whole}s"

@@ -1,0 +1,152 @@
+"""``perfpilot report``: formats, outputs and exit codes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from perfpilot.app_records import AppSnapshot, RequestRow
+from perfpilot.cli import main as cli_main
+from perfpilot.errors import EXIT_OK, EXIT_USAGE
+from perfpilot.store import open_store
+from tests.report.sample import EVIL_ROUTE, hist, sample_load
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(cli_main, "SUBCOMMANDS", ("report",))
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("PERFPILOT_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """A store with a load run that ended a few seconds ago and the app's view of it."""
+    path = tmp_path / "perf.db"
+    now = time.time()
+    load = dataclasses.replace(sample_load(), started_at=now - 40, ended_at=now - 30)
+    with open_store(str(path)) as db:
+        db.save_run(load)
+        for route, latency_s in (("/orders", 0.2), (EVIL_ROUTE, 0.01)):
+            db.save_app_snapshot(
+                AppSnapshot(
+                    service="shop",
+                    host="h",
+                    pid=1,
+                    started_at=now - 40,
+                    ended_at=now - 35,
+                    requests=(
+                        RequestRow(
+                            route,
+                            "GET",
+                            2,
+                            50,
+                            0,
+                            hist(*[latency_s] * 50),
+                            db_time_s=1.0,
+                            db_count=50,
+                        ),
+                    ),
+                )
+            )
+    return str(path)
+
+
+def run(*argv: str) -> int:
+    return cli_main.main(["report", *argv])
+
+
+def test_terminal_report_of_the_last_hour_by_default(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("--store", store) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "1. Performance Assessment" in out and "5. Monitoring Strategy" in out
+    assert "GET /orders" in out
+    assert "server side (in-app)" in out
+
+
+def test_html_file_from_a_run_format_from_the_extension(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "out" / "report.html"
+    assert run("--run", "1", "--store", store, "-o", str(target)) == EXIT_OK
+    assert capsys.readouterr().out == f"report written to {target}\n"
+    page = target.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "load run <strong>shop &lt;smoke&gt;</strong>" in page
+    assert EVIL_ROUTE not in page.split("<script", 1)[0]
+    assert not list(target.parent.glob(".*.tmp"))  # written atomically, nothing left behind
+
+
+def test_markdown_and_json_go_to_standard_output(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        run("--since", "10m", "--service", "shop", "--format", "markdown", "--store", store)
+        == EXIT_OK
+    )
+    assert "## 3. Optimization Plan" in capsys.readouterr().out
+    assert run("--run", "1", "--format", "json", "--store", store) == EXIT_OK
+    document = json.loads(capsys.readouterr().out)
+    assert (document["format"], document["run_name"]) == (1, "shop <smoke>")
+
+
+def test_format_option_wins_over_the_extension(store: str, tmp_path: Path) -> None:
+    target = tmp_path / "report.html"
+    assert run("--since", "1h", "--format", "json", "-o", str(target), "--store", store) == EXIT_OK
+    assert json.loads(target.read_text())["kind"] == "perfpilot.report"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--run", "7"], "no run with id 7"),
+        (["--since", "soon"], "--since: cannot read 'soon'"),
+        (["--since", "0s"], "--since must be longer than zero"),
+        (["--since", "1s", "--service", "shop"], "nothing was recorded for service 'shop'"),
+        (["--since", "1h", "--service", "nobody"], "nothing was recorded"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(
+    store: str, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(*argv, "--store", store) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("perfpilot: error: ") and err.count("\n") == 1
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--run", "1", "--since", "1h"], ["--format", "pdf"], ["--run", "x"], ["--run", "0"]],
+)
+def test_bad_options_exit_2(
+    store: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        run(*argv, "--store", store)
+    assert stop.value.code == EXIT_USAGE
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_missing_store_and_unwritable_output_exit_2(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.db"
+    assert run("--store", str(missing)) == EXIT_USAGE
+    assert capsys.readouterr().err == f"perfpilot: error: no store at {missing}\n"
+    assert not missing.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert run("--store", store, "-o", str(blocker / "r.html")) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"perfpilot: error: cannot write {blocker / 'r.html'}")
+        and err.count("\n") == 1
+    )
