@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from rich.console import Console
 
@@ -12,6 +13,7 @@ from perfpilot.load.durations import parse_duration
 from perfpilot.load.live import LiveView
 from perfpilot.load.runner import run_load
 from perfpilot.load.scenario import load_scenario
+from perfpilot.records import LoadResult
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,7 +59,27 @@ def run(args: argparse.Namespace) -> int:
     code = finish(result, args, settings.store, console)
     if not args.quiet:
         show_monitoring(console, settings.store, started)
+    write_report(console, settings.store, started, result, args.work_dir)
     return code
+
+
+def write_report(
+    console: Console, store_path: str, since: float, result: LoadResult, work_dir: str
+) -> Path:
+    """Diagnose the demo, write its HTML report into ``work_dir``, print the top findings."""
+    from perfpilot.atomic import write_bytes_atomic
+    from perfpilot.report.collect import window_report
+    from perfpilot.report.render import render
+    from perfpilot.store import open_store
+
+    with open_store(store_path) as store:
+        report = window_report(store, start=since, end=time.time(), load=result, service="demo")
+    path = Path(work_dir) / "report.html"
+    write_bytes_atomic(path, render(report, "html").encode("utf-8"))
+    console.print(f"report: {path}", markup=False, highlight=False)
+    for i, finding in enumerate(report.findings[:5], start=1):
+        console.print(f"  {i}. {finding.title}", markup=False, highlight=False)
+    return path
 
 
 def show_monitoring(console: Console, store_path: str, since: float) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from perfpilot import __version__
 from perfpilot.errors import EXIT_INTERNAL, EXIT_USAGE, PerfpilotError, ThresholdSyntaxError
 
-SUBCOMMANDS = ("load", "runs", "merge", "demo")
+SUBCOMMANDS = ("load", "runs", "merge", "demo", "run", "report", "db")
 
 
 class _Parser(argparse.ArgumentParser):

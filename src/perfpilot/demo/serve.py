@@ -7,6 +7,10 @@ it can also be run by hand::
     python -m perfpilot.demo.serve --app demo --port 8080 \\
         --db .perfpilot/demo/demo.sqlite3 --llm-url http://127.0.0.1:8081
 
+To monitor the app, start it through ``perfpilot run`` (as the demo does)::
+
+    perfpilot run --service demo -- python -m perfpilot.demo.serve --app demo ...
+
 It binds 127.0.0.1 only, logs warnings and errors only, and writes no access log.
 With ``--fd`` it serves a listening socket inherited from the parent, so the
 parent chooses the port without a race; with ``--parent-pid`` it shuts down by
@@ -41,8 +45,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--chat-jitter", type=float, default=0.15, help="seconds (--app llm)")
     parser.add_argument("--embeddings-delay", type=float, default=0.04, help="seconds (--app llm)")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
-    parser.add_argument("--store", help="instrument the app, writing to this store (--app demo)")
-    parser.add_argument("--prices", help="price table for outbound calls (with --store)")
     return parser
 
 
@@ -59,14 +61,9 @@ def _build_app(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any
         parser.error("--app demo needs --db and --llm-url")
     from perfpilot.demo.app import create_app
 
-    app = create_app(args.db, args.llm_url)
-    if args.store:
-        import perfpilot
-
-        app = perfpilot.instrument(
-            app, store=args.store, prices=args.prices, service="demo", flush_interval_s=1.0
-        )
-    return app
+    # no perfpilot.instrument() here: the demo starts this process through
+    # `perfpilot run`, which finds the app by itself
+    return create_app(args.db, args.llm_url)
 
 
 def _watch_parent(server: Any, parent_pid: int) -> None:

@@ -280,9 +280,9 @@ class DemoServers:
         chat_jitter_s: Extra chat latency, from 0 to this, in seconds.
         embeddings_delay_s: Latency of the stub's embeddings calls, in seconds.
         startup_timeout_s: How long each server may take to answer ``/health``.
-        store: When given, the app is instrumented (``perfpilot.instrument``) and
-            writes its monitoring data to this store, with a price table for
-            the LLM stub.
+        store: When given, the app is started through ``perfpilot run`` (no
+            change to its code) and writes its monitoring data to this store,
+            with a price table for the LLM stub.
         stop_timeout_s: Grace period before a server is killed.
 
     Example:
@@ -377,7 +377,7 @@ class DemoServers:
             if self.store is not None:
                 prices = self.work_dir / "prices.toml"
                 write_prices(prices, self._llm.url)
-                app_args += [f"--store={self.store}", f"--prices={prices}"]
+                app_args = [*perfpilot_run(self.store, prices), *app_args]
             self._app = ServerProcess("demo app", app_args, self.work_dir / "app.log")
             self._app.start()
             self._llm.wait_ready(self.startup_timeout_s)
@@ -406,6 +406,17 @@ class DemoServers:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def perfpilot_run(store: str, prices: Path) -> list[str]:
+    """The ``perfpilot run ... --`` prefix that starts the demo app instrumented.
+
+    The app's code has no perfpilot line for this: ``perfpilot run`` finds the
+    Starlette app and hooks sqlite3 and httpx as they are imported. Data is
+    written every second, under the service name ``demo``.
+    """
+    return [sys.executable, "-m", "perfpilot", "run", f"--store={store}", "--service=demo",
+            "--flush-interval=1", f"--prices={prices}", "--"]  # fmt: skip
 
 
 def write_prices(path: Path, llm_url: str) -> None:
