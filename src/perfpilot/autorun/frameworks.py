@@ -103,30 +103,41 @@ def _server_timing() -> bool:
 
 def patch_flask(module: types.ModuleType) -> None:
     """Patch ``flask.Flask`` (called when ``flask`` is imported)."""
-    current_request = _context().current_request
     cls = module.Flask
     _report_init(cls, "Flask")
-    if _patched(cls, "wsgi_app"):
-        return
-    original = cls.wsgi_app
 
-    def build(app: Any, recorder: Any) -> Any:
+    def routes(app: Any) -> None:
         from perfpilot.instrument.routes import install_flask
-        from perfpilot.instrument.wsgi import PerfpilotWSGIMiddleware
 
         install_flask(app)
+
+    _patch_wsgi_method(cls, "wsgi_app", routes)
+
+
+def _patch_wsgi_method(cls: type, name: str, install_routes: Callable[[Any], None]) -> None:
+    """Make ``cls.<name>(self, environ, start_response)`` run through perfpilot's
+    WSGI middleware (built once per app, with ``install_routes(app)`` first)."""
+    if _patched(cls, name):
+        return
+    current_request = _context().current_request
+    original = getattr(cls, name)
+
+    def build(app: Any, recorder: Any) -> Any:
+        from perfpilot.instrument.wsgi import PerfpilotWSGIMiddleware
+
+        install_routes(app)
         return PerfpilotWSGIMiddleware(
             functools.partial(original, app), recorder, server_timing=_server_timing()
         )
 
-    def wsgi_app(self: Any, environ: Any, start_response: Any) -> Any:
+    def wsgi(self: Any, environ: Any, start_response: Any) -> Any:
         if current_request.get() is None:
             middleware = _middleware(self, build)
             if middleware is not None:
                 return middleware(environ, start_response)
         return original(self, environ, start_response)
 
-    cls.wsgi_app = _mark(wsgi_app, original)
+    setattr(cls, name, _mark(wsgi, original))
 
 
 # -- Starlette and FastAPI ---------------------------------------------------------
@@ -184,30 +195,15 @@ def _patch_asgi_call(cls: type, resolver: Callable[[Any], Any]) -> None:
 
 def patch_django_wsgi(module: types.ModuleType) -> None:
     """Patch ``django.core.handlers.wsgi.WSGIHandler``."""
-    current_request = _context().current_request
     cls = module.WSGIHandler
     _report_init(cls, "Django")
-    if _patched(cls, "__call__"):
-        return
-    original = cls.__call__
 
-    def build(app: Any, recorder: Any) -> Any:
+    def routes(app: Any) -> None:
         from perfpilot.instrument.routes import install_django
-        from perfpilot.instrument.wsgi import PerfpilotWSGIMiddleware
 
         install_django()
-        return PerfpilotWSGIMiddleware(
-            functools.partial(original, app), recorder, server_timing=_server_timing()
-        )
 
-    def __call__(self: Any, environ: Any, start_response: Any) -> Any:
-        if current_request.get() is None:
-            middleware = _middleware(self, build)
-            if middleware is not None:
-                return middleware(environ, start_response)
-        return original(self, environ, start_response)
-
-    cls.__call__ = _mark(__call__, original)
+    _patch_wsgi_method(cls, "__call__", routes)
 
 
 def patch_django_asgi(module: types.ModuleType) -> None:
