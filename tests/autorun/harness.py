@@ -15,15 +15,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def perfpilot() -> list[str]:
@@ -38,21 +35,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with _opener.open(url, timeout=30) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return int(exc.code), exc.read()
 
 
 @dataclasses.dataclass

@@ -22,8 +22,9 @@ import pytest
 
 from perfpilot.store import open_store
 from tests.autorun.apps import CALLS_PER_REQUEST, QUERIES_PER_REQUEST, make_app_db
-from tests.autorun.harness import PYTHON, Command, clean_env, free_port, get, perfpilot, sent_rows
+from tests.autorun.harness import PYTHON, Command, clean_env, perfpilot, sent_rows
 from tests.loopback import LoopbackServer
+from tests.netutil import free_port, get
 
 pytestmark = pytest.mark.integration
 

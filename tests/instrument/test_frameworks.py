@@ -22,8 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import pytest
 
 from perfpilot.store import open_store
 from tests.instrument.apps import QUERIES_PER_REQUEST, make_app_db
+from tests.netutil import free_port, get
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +41,6 @@ ITEMS = "/orders/{order_id}/items"
 BOOM = "/boom"
 
 Serve = Callable[..., "Server"]
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclasses.dataclass
@@ -150,15 +142,6 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     yield start
     for server in servers:
         server.kill()
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with _opener.open(url, timeout=30) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return int(exc.code), exc.read()
 
 
 @dataclasses.dataclass
