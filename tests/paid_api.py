@@ -6,7 +6,7 @@ Endpoints (HTTP/1.1 keep-alive, on ``127.0.0.1``):
                                (with ``model_suffix`` appended), usage
                                ``prompt_tokens``/``completion_tokens`` from the
                                server's attributes; ``"stream": true`` answers
-                               server-sent events instead
+                               server-sent events instead (see below)
     POST /v1/responses         the Responses API shape (usage input/output_tokens)
     POST /v1/embeddings        a large body (``embedding_size`` floats per input)
     GET  /v1/places/<id>       {"id": ..., "name": "place"} (a per-call priced API);
@@ -15,13 +15,21 @@ Endpoints (HTTP/1.1 keep-alive, on ``127.0.0.1``):
     GET  /redirect             302 to /v1/places/1
 
 ``requests`` counts the requests answered per path.
+
+Streamed chat completions are sent with chunked transfer encoding, one
+``data: {...}`` event per chunk: ``stream_chunks`` content deltas, then, when
+the request has ``"stream_options": {"include_usage": true}``, a chunk with
+``choices: []`` and the usage, then ``data: [DONE]``. With ``stream_gzip`` the
+events are gzip-compressed (``Content-Encoding: gzip``, flushed per event).
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import sys
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -79,12 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         model = str(request.get("model", "gpt-4o-mini")) + api.model_suffix
         if path == "/v1/chat/completions" and request.get("stream"):
-            events = b"".join(
-                b"data: " + json.dumps({"model": model, "choices": [{"delta": {"content": w}}]}).encode()
-                + b"\n\n"
-                for w in ("hello", " world")
-            ) + b"data: [DONE]\n\n"  # fmt: skip
-            self._send(200, events, "text/event-stream")
+            self._stream(model, request)
         elif path == "/v1/chat/completions":
             self._json(
                 200,
@@ -142,10 +145,56 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": "not found"})
 
+    def _stream(self, model: str, request: dict[str, Any]) -> None:
+        api = self.server.api
+        options = request.get("stream_options") or {}
+        events = [
+            {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": model,
+             "choices": [{"index": 0, "delta": {"content": f"word{i} "}}], "usage": None}
+            for i in range(api.stream_chunks)
+        ]  # fmt: skip
+        if options.get("include_usage"):
+            events.append(
+                {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": model,
+                 "choices": [], "usage": {"prompt_tokens": api.prompt_tokens,
+                                          "completion_tokens": api.completion_tokens,
+                                          "total_tokens": api.prompt_tokens + api.completion_tokens}}
+            )  # fmt: skip
+        lines = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events]
+        lines.append(b"data: [DONE]\n\n")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        compressor = None
+        if api.stream_gzip:
+            self.send_header("Content-Encoding", "gzip")
+            compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+        self.end_headers()
+        try:
+            for line in lines:
+                data = line
+                if compressor is not None:
+                    data = compressor.compress(line) + compressor.flush(zlib.Z_SYNC_FLUSH)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            if compressor is not None:
+                tail = compressor.flush()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(tail), tail))
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:  # the client hung up: a stream it stopped reading
+            self.close_connection = True
+            return
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     api: PaidAPI
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that hung up (a stream it stopped reading)
+        super().handle_error(request, client_address)
 
 
 class PaidAPI:
@@ -158,11 +207,15 @@ class PaidAPI:
         completion_tokens: int = 300,
         model_suffix: str = "",
         embedding_size: int = 8,
+        stream_chunks: int = 2,
+        stream_gzip: bool = False,
     ) -> None:
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
         self.model_suffix = model_suffix
         self.embedding_size = embedding_size
+        self.stream_chunks = stream_chunks
+        self.stream_gzip = stream_gzip
         self.requests: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)

@@ -354,7 +354,9 @@ def test_an_error_inside_perfpilot_never_reaches_the_app(
     assert any("perfpilot bug" in r.getMessage() for r in caplog.records)
 
 
-def test_streamed_responses_are_never_read_by_the_hook(api: PaidAPI, recorder: Recorder) -> None:
+def test_streamed_responses_are_read_by_the_app_not_the_hook(
+    api: PaidAPI, recorder: Recorder
+) -> None:
     url = f"{api.url}/v1/chat/completions"
     with httpx.Client() as c, c.stream("POST", url, content=CHAT) as r:
         assert not r.is_stream_consumed
@@ -370,10 +372,14 @@ def test_streamed_responses_are_never_read_by_the_hook(api: PaidAPI, recorder: R
             return await r.read()
 
     assert asyncio.run(sse()).endswith(b"data: [DONE]\n\n")
-    rows = snapshot(recorder).outbound
+    snap = snapshot(recorder)
+    rows = snap.outbound
     assert len(rows) == 1 and rows[0].count == 3
-    # priced by the rule (no per-call part), but without usage: no tokens, no cost
-    assert (rows[0].prompt_tokens, rows[0].cost_usd, rows[0].model) == (0, 0.0, None)
+    # the JSON bodies the app read are priced as they went by (see
+    # test_streams.py); the event stream had no usage: not priced, counted
+    assert (rows[0].prompt_tokens, rows[0].model) == (2 * 1200, "gpt-4o-mini")
+    assert rows[0].cost_usd == pytest.approx(2 * CHAT_COST)
+    assert snap.drops == {"unpriced_streams": 1}
     assert rows[0].bytes_in > 0
 
 

@@ -5,10 +5,19 @@ streamed bodies count. The body size is the sum of the chunk lengths as the
 server iterates (the body is never buffered), or ``Content-Length`` when the
 server sent the body without iterating (``wsgi.file_wrapper``). Nothing
 perfpilot does can raise into the application.
+
+While the server iterates a body other than a list or tuple (a generator view
+in Flask, Django's ``StreamingHttpResponse``, werkzeug's ``ClosingIterator``),
+each step, and the iterable's ``close()``, runs in a copy of the request's
+context (``Context.run``), taken when the app returned: queries and outbound
+calls made while the body is generated belong to the request, and context
+variables the body sets stay in the body. A list or tuple runs no application
+code as it is iterated and is passed through as before, with no copy.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -26,6 +35,9 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 RouteResolver = Callable[[Environ], "str | None"]
+# bodies whose iteration runs no application code
+_PLAIN_BODIES = (list, tuple)
+_END: Any = object()  # next()'s default: the end of a body, without raising StopIteration
 
 
 class PerfpilotWSGIMiddleware:
@@ -79,8 +91,13 @@ class PerfpilotWSGIMiddleware:
             self._finish(ctx, environ)
             _reset(token)
             raise
+        if type(result) in _PLAIN_BODIES:
+            _reset(token)
+            return _ClosingIterable(result, self, ctx, environ)
+        # copied while the request is current: the body's steps run in the copy
+        run = contextvars.copy_context().run
         _reset(token)
-        return _ClosingIterable(result, self, ctx, environ)
+        return _ContextIterable(result, self, ctx, environ, run)
 
     def _finish(self, ctx: RequestContext, environ: Environ) -> None:
         duration = perf() - ctx.started
@@ -163,6 +180,52 @@ class _ClosingIterable:
             close = getattr(self._iterable, "close", None)
             if close is not None:
                 close()
+        finally:
+            if not self._done:
+                self._done = True
+                self._middleware._finish(self._ctx, self._environ)
+
+
+class _ContextIterable(_ClosingIterable):
+    """A body that may run application code as it is iterated (a generator).
+
+    ``run`` is ``Context.run`` of a copy of the request's context: each step
+    of the body, and its ``close()``, run in it, where the request is current.
+    """
+
+    __slots__ = ("_run",)
+
+    def __init__(
+        self,
+        iterable: Iterable[bytes],
+        middleware: PerfpilotWSGIMiddleware,
+        ctx: RequestContext,
+        environ: Environ,
+        run: Callable[..., Any],
+    ) -> None:
+        super().__init__(iterable, middleware, ctx, environ)
+        self._run = run
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        run = self._run
+        try:
+            iterator = run(iter, self._iterable)
+            while (chunk := run(next, iterator, _END)) is not _END:
+                sent += len(chunk)
+                yield chunk
+        except BaseException:
+            self._ctx.error = True
+            raise
+        finally:
+            if sent:
+                self._ctx.bytes_out = sent
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                self._run(close)
         finally:
             if not self._done:
                 self._done = True
