@@ -11,6 +11,8 @@ import pytest
 
 from perfpilot.analyze.findings import Finding, Fix, Impact
 from perfpilot.cli.main import main
+from tests.dbadvisor import blog
+from tests.pg import PostgresServer
 
 
 @pytest.fixture
@@ -52,7 +54,10 @@ def test_advise_json_markdown_and_terminal(
     document = json.loads(capsys.readouterr().out)
     assert document["format"] == 1 and document["cost_unit"] == "ms"
     kinds = [f["kind"] for f in document["findings"]]
-    assert kinds == ["missing_index", "no_index_helps"]
+    # index findings first, then one hint per (kind, statement)
+    assert kinds == ["missing_index", "no_index_helps", "select_star", "select_star"]
+    fingerprints = [q["query"]["fingerprint"] for q in document["queries"]]
+    assert [f["evidence"]["fingerprint"] for f in document["findings"][2:]] == fingerprints
     assert document["findings"][0]["fix"]["code"].startswith(
         "CREATE INDEX idx_posts_user_id ON posts (user_id);"
     )
@@ -157,3 +162,105 @@ def test_advise_from_the_store(
     (query,) = json.loads(capsys.readouterr().out)["queries"]
     assert (query["status"], query["values"]) == ("recommended", "sampled")
     assert query["query"]["calls"] == 12
+
+
+def test_no_hints_leaves_the_query_hints_out(
+    db: Path, sql: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["db", "advise", str(db), "--sql", str(sql), "--format", "json", "--no-hints"]
+    assert main(argv) == 0
+    kinds = [f["kind"] for f in json.loads(capsys.readouterr().out)["findings"]]
+    assert kinds == ["missing_index", "no_index_helps"]
+
+
+def test_hints_use_the_column_types_and_merge_per_statement(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queries = tmp_path / "hints.sql"
+    queries.write_text(
+        # title is TEXT in the database: compared with a number, exact only with the schema
+        "SELECT id FROM posts WHERE title = 5;\n"
+        "SELECT id FROM posts WHERE lower(title) = 'a' AND abs(user_id) = 3;\n"
+        "SELECT id FROM posts WHERE lower(title) = 'b' AND abs(user_id) = 4;\n"
+    )
+    argv = ["db", "advise", str(db), "--sql", str(queries), "--format", "json"]
+    assert main(argv) == 0
+    document = json.loads(capsys.readouterr().out)
+    hints = [
+        f for f in document["findings"] if f["kind"] in ("implicit_cast", "function_on_column")
+    ]
+    assert [f["kind"] for f in hints] == ["function_on_column", "implicit_cast"]
+    functions, cast = hints
+    # two statements of one fingerprint, two functions each: one finding, both indexes
+    assert functions["evidence"]["calls"] == 2
+    assert functions["title"].endswith("(and 1 more)")
+    assert len(functions["evidence"]["also"]) == 1
+    assert "lower" in functions["fix"]["code"] and "abs" in functions["fix"]["code"]
+    assert (cast["evidence"]["column_type"], cast["severity"]) == ("text", "medium")
+    assert cast["evidence"]["location"].endswith("hints.sql:1")
+
+
+def test_html_output_is_a_report_page_of_the_findings(
+    db: Path, sql: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "out" / "advice.html"
+    assert main(["db", "advise", str(db), "--sql", str(sql), "-o", str(target)]) == 0
+    assert capsys.readouterr().out == f"report written to {target}\n"
+    page = target.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert f"<title>Index advice: {db}</title>" in page
+    body = page.split('<script type="application/json"', 1)[0]
+    assert "Missing index posts(user_id)" in body
+    assert "CREATE INDEX idx_posts_user_id ON posts (user_id);" in body
+    assert "No requests in this window: nothing to assess." in body
+    assert 'class="chart"' not in body and 'class="charts"' not in body
+    assert "Index advice on 2 statement(s) from sql (ms): 1 recommended" in body
+    assert not list(target.parent.glob(".*.tmp"))
+    assert indexes(db) == []
+
+    assert main(["db", "health", str(db), "--format", "html"]) == 0  # to standard output
+    page = capsys.readouterr().out
+    assert page.startswith("<!DOCTYPE html>") and "Database health" in page
+
+
+def test_out_writes_every_format_to_a_file(
+    db: Path, sql: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, fmt in (("a.json", None), ("a.md", None), ("a.txt", "terminal")):
+        target = tmp_path / name
+        argv = ["db", "advise", str(db), "--sql", str(sql), "-o", str(target)]
+        assert main(argv + (["--format", fmt] if fmt else [])) == 0
+    assert json.loads((tmp_path / "a.json").read_text())["findings"][0]["kind"] == "missing_index"
+    assert (tmp_path / "a.md").read_text().startswith("# Index advice")
+    text = (tmp_path / "a.txt").read_text()
+    assert "Missing index posts(user_id)" in text and "\x1b[" not in text
+    assert capsys.readouterr().out.count("report written to") == 3
+    assert main(["db", "health", str(db), "-o", str(tmp_path / "a.json" / "x.json")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_postgres_outputs_never_show_the_password(
+    postgres: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = blog.create_postgres(postgres, "perfpilot_cli_db")
+    queries = tmp_path / "q.sql"
+    queries.write_text("SELECT id FROM posts WHERE phone = 5551234;\n")
+    for action in (["advise", secret, "--sql", str(queries)], ["health", secret]):
+        for fmt in ("json", "markdown", "html", "terminal"):
+            assert main(["db", *action, "--format", fmt]) == 0, (action, fmt)
+            out, err = capsys.readouterr()
+            assert blog.SECRET not in out + err, (action, fmt)
+            assert "perfpilot_cli_db" in out.replace("\\_", "_"), (action, fmt)
+    target = tmp_path / "advice.html"
+    assert main(["db", "advise", secret, "--sql", str(queries), "-o", str(target)]) == 0
+    assert blog.SECRET not in target.read_text() + capsys.readouterr().out
+    # the catalog's column types reach the hints: the cast is exact on PostgreSQL too
+    assert main(["db", "advise", secret, "--sql", str(queries), "--format", "json"]) == 0
+    (cast,) = [
+        f for f in json.loads(capsys.readouterr().out)["findings"] if f["kind"] == "implicit_cast"
+    ]
+    assert (cast["evidence"]["column_type"], cast["severity"]) == (
+        "character varying(20)",
+        "medium",
+    )

@@ -12,7 +12,7 @@ import pytest
 from perfpilot.analyze.findings import Finding
 from perfpilot.dbadvisor import health_sqlite
 from perfpilot.dbadvisor.health import HealthOptions, check_health
-from perfpilot.errors import UsageError
+from perfpilot.errors import ConfigError, UsageError
 
 Make = Callable[[str], Path]
 
@@ -202,11 +202,14 @@ def test_a_connection_is_checked_like_a_file(make_db: Make) -> None:
 
 
 def test_missing_or_invalid_files(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="no SQLite database"):
+    # the advisor's own opener: the same messages as `perfpilot db advise`
+    with pytest.raises(ConfigError, match=r"nope\.db: no such SQLite database file"):
         check_health(str(tmp_path / "nope.db"))
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all, just some bytes" * 100)
-    with pytest.raises(UsageError, match="cannot read"):
+    with pytest.raises(ConfigError, match="not a SQLite database"):
         check_health(str(junk))
+    with pytest.raises(UsageError, match="unsupported database URL 'mysql://app@db/x'"):
+        check_health("mysql://app:pw@db/x", dialect="sqlite")
     with pytest.raises(UsageError, match="unknown dialect"):
         check_health(str(junk), dialect="oracle")

@@ -5,6 +5,7 @@ Example:
     $ perfpilot db advise shop.db --sql queries.sql --format markdown
     $ perfpilot db advise postgresql://app@db/shop --from-log postgresql.log --apply
     $ perfpilot db health postgresql://app@db/shop --format json
+    $ perfpilot db advise shop.db --sql queries.sql -o advice.html
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from perfpilot.cli.options import number_type, write_document
 from perfpilot.errors import EXIT_OK, EXIT_THRESHOLDS_FAILED, UsageError
 from perfpilot.load.durations import parse_duration
+
+_fraction = number_type(
+    float, what="a number", valid=lambda value: 0.0 < value <= 1.0, bounds=" in (0, 1]"
+)
+_non_negative = number_type(
+    float, what="a number", valid=lambda value: value >= 0.0, bounds=" of at least 0"
+)
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +39,13 @@ def register(subparsers: Any) -> None:
         "dsn", metavar="DSN", help="postgresql://user@host/db, a SQLite file or sqlite:///path"
     )
     common.add_argument(
-        "--format", choices=("terminal", "json", "markdown"), default="terminal", dest="fmt"
+        "--format",
+        choices=("terminal", "json", "markdown", "html"),
+        dest="fmt",
+        help="terminal, json, markdown or html (default: from the -o extension, else terminal)",
+    )
+    common.add_argument(
+        "-o", "--out", metavar="FILE", help="write the output here (atomically), not to stdout"
     )
 
     advise = commands.add_parser(
@@ -78,6 +93,12 @@ def register(subparsers: Any) -> None:
         "--apply", action="store_true", help="create the recommended indexes after confirmation"
     )
     advise.add_argument("--yes", action="store_true", help="with --apply: do not ask")
+    advise.add_argument(
+        "--no-hints",
+        dest="hints",
+        action="store_false",
+        help="leave out the query hints (SELECT *, functions on columns, implicit casts...)",
+    )
     advise.set_defaults(handler=run_advise)
 
     health = commands.add_parser(
@@ -98,39 +119,58 @@ def run_advise(args: argparse.Namespace, console: Console | None = None) -> int:
     from perfpilot.dbadvisor.advice_findings import advice_findings
     from perfpilot.dbadvisor.advisor import AdviceOptions, advise
     from perfpilot.dbadvisor.database import open_database
-    from perfpilot.dbadvisor.render import render
 
     if args.yes and not args.apply:
         raise UsageError("--yes goes with --apply")
     out = console or Console()
+    fmt = _format(args)
     timeout = parse_duration(args.statement_timeout, field="--statement-timeout")
-    options = AdviceOptions(min_gain=args.min_gain, min_cost=args.min_cost)
+    options = AdviceOptions(min_gain=args.min_gain, min_cost=args.min_cost, hints=args.hints)
     with open_database(args.dsn, statement_timeout_s=timeout) as db:
         workload = _workload(args, db)
         advice = advise(db, workload, options)
     findings = advice_findings(advice)
-    render(findings, args.fmt, out, title="Index advice", database=advice.database, advice=advice)
+    _output(args, out, findings, title="Index advice", database=advice.database, advice=advice)
     if not args.apply:
         return EXIT_OK
-    return _apply(args, advice.recommendations, out if args.fmt == "terminal" else None)
+    return _apply(args, advice.recommendations, out if fmt == "terminal" and not args.out else None)
 
 
 def run_health(args: argparse.Namespace, console: Console | None = None) -> int:
     """Run the health checks and render their findings."""
-    from perfpilot.dbadvisor.database import database_kind, sqlite_path
+    from perfpilot.dbadvisor.database import display_name
     from perfpilot.dbadvisor.health import check_health
-    from perfpilot.dbadvisor.render import render
-    from perfpilot.store.dsn import display_dsn
 
     out = console or Console()
     findings = check_health(args.dsn)
-    shown = (
-        display_dsn(args.dsn)
-        if database_kind(args.dsn) == "postgresql"
-        else str(sqlite_path(args.dsn))
-    )
-    render(findings, args.fmt, out, title="Database health", database=shown)
+    _output(args, out, findings, title="Database health", database=display_name(args.dsn))
     return EXIT_OK
+
+
+def _format(args: argparse.Namespace) -> str:
+    from perfpilot.report.render import format_for_path
+
+    return args.fmt or (format_for_path(args.out) if args.out else None) or "terminal"
+
+
+def _output(
+    args: argparse.Namespace,
+    console: Console,
+    findings: Any,
+    *,
+    title: str,
+    database: str,
+    advice: Any = None,
+) -> None:
+    """Print the findings in the chosen format, or write them to ``-o FILE``."""
+    from perfpilot.dbadvisor.render import render, to_text
+
+    fmt = _format(args)
+    if args.out is None and fmt != "html":
+        render(findings, fmt, console, title=title, database=database, advice=advice)
+        return
+    text = to_text(findings, fmt, title=title, database=database, advice=advice)
+    write_document(text, args.out, console)
 
 
 def _workload(args: argparse.Namespace, db: Any) -> Any:
@@ -181,25 +221,3 @@ def _apply(args: argparse.Namespace, recommendations: Any, console: Console | No
                 f"[red]failed[/red] {escape(result.ddl)}: {escape(result.error)}", highlight=False
             )
     return EXIT_THRESHOLDS_FAILED if failed else EXIT_OK
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number between 0 and 1, got {text!r}"
-        ) from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value}")
-    return value

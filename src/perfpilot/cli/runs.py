@@ -17,11 +17,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from perfpilot.cli.options import number_type
 from perfpilot.config import load_settings
 from perfpilot.errors import EXIT_OK
 from perfpilot.load.summary import render_summary
 from perfpilot.records import LoadResult
 from perfpilot.store import RunSummary, open_store
+
+_positive = number_type(int, what="a positive integer", valid=lambda value: value >= 1)
 
 
 def register(subparsers: Any) -> None:
@@ -161,13 +164,3 @@ def _duration(seconds: float) -> str:
 def _local_time(timestamp: float, *, seconds: bool = True) -> str:
     pattern = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
     return datetime.datetime.fromtimestamp(timestamp).strftime(pattern)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value

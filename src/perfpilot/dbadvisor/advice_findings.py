@@ -10,6 +10,9 @@
   leading-wildcard patterns, a summary table or materialized view for
   whole-table aggregates, keyset pagination for deep ``OFFSET``, a narrower
   filter (or a partial index on the rare values) for unselective filters.
+* the query hints of the workload's statements (``select_star``,
+  ``function_on_column``, ``implicit_cast``...), one per kind and
+  fingerprint, after the index findings (:mod:`~perfpilot.dbadvisor.workload_hints`).
 
 Impact is known when the workload measured time and counted calls (the store,
 ``pg_stat_statements``, a log): time saved per execution is the measured mean
@@ -27,14 +30,15 @@ from perfpilot.dbadvisor.candidates import quote_identifier
 
 
 def advice_findings(advice: Advice) -> list[Finding]:
-    """Findings for every recommendation and every query no index helps.
+    """Findings for every recommendation, every query no index helps, and the hints.
 
     Args:
         advice: The result of :func:`~perfpilot.dbadvisor.advisor.advise`.
 
     Returns:
         ``missing_index`` findings first (in the order chosen), then
-        ``no_index_helps`` ones.
+        ``no_index_helps`` ones, then the query hints (the costliest
+        statement's first).
     """
     findings = [_missing_index(advice, rec) for rec in advice.recommendations]
     findings += [
@@ -42,7 +46,7 @@ def advice_findings(advice: Advice) -> list[Finding]:
         for outcome in advice.outcomes
         if outcome.status == "no_index_helps"
     ]
-    return findings
+    return findings + list(advice.hints)
 
 
 def fix_code(rec: Recommendation, kind: str) -> str:

@@ -11,7 +11,10 @@
    filters, joins or sorts on the candidate's first column
    (:mod:`~perfpilot.dbadvisor.whatif`);
 4. the smallest set of indexes serving the queries whose cost they cut by
-   ``min_gain`` (:mod:`~perfpilot.dbadvisor.selection`).
+   ``min_gain`` (:mod:`~perfpilot.dbadvisor.selection`);
+5. unless ``hints`` is off, the query hints of every statement of the
+   workload, with the catalog's column types
+   (:mod:`~perfpilot.dbadvisor.workload_hints`).
 
 Every other query above the floor gets a verdict: served by an existing
 index, or no btree index helps and why (leading-wildcard pattern, whole-table
@@ -24,6 +27,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from perfpilot.analyze.findings import Finding
 from perfpilot.dbadvisor.candidates import IndexCandidate, candidates_for
 from perfpilot.dbadvisor.catalog import Catalog, read_catalog
 from perfpilot.dbadvisor.database import Database
@@ -33,6 +37,7 @@ from perfpilot.dbadvisor.selection import Trial, cover, serving
 from perfpilot.dbadvisor.shape import QueryShape, analyze_query
 from perfpilot.dbadvisor.whatif import PlanCost, WhatIf, WhatIfError, open_whatif
 from perfpilot.dbadvisor.workload import Query, Workload
+from perfpilot.dbadvisor.workload_hints import workload_hints
 
 #: Default cost floor per database kind (planner units; milliseconds).
 DEFAULT_MIN_COST = {"postgresql": 100.0, "sqlite": 1.0}
@@ -53,12 +58,14 @@ class AdviceOptions:
             :data:`DEFAULT_MIN_COST` of the database kind.
         near_best: See :func:`perfpilot.dbadvisor.selection.serving`.
         max_queries: The most queries costed (the costliest first).
+        hints: Whether to add the query hints of the workload's statements.
     """
 
     min_gain: float = 0.5
     min_cost: float | None = None
     near_best: float = 0.25
     max_queries: int = 200
+    hints: bool = True
 
     def floor(self, kind: str) -> float:
         """The cost floor for a database of ``kind``."""
@@ -146,6 +153,8 @@ class Advice:
         options: The options used.
         recommendations: The indexes to create, most useful first.
         outcomes: One per query considered, in workload order.
+        hints: Query hints (:func:`~perfpilot.dbadvisor.workload_hints.workload_hints`),
+            empty when ``options.hints`` is off.
     """
 
     database: str
@@ -156,6 +165,32 @@ class Advice:
     options: AdviceOptions
     recommendations: tuple[Recommendation, ...]
     outcomes: tuple[QueryOutcome, ...]
+    hints: tuple[Finding, ...] = ()
+
+    def summary(self) -> str:
+        """One line: how many statements were advised on, and their verdicts.
+
+        Example: ``Index advice on 4 statements from sql (ms): 1 recommended,
+        2 no index helps, 1 below the cost floor; 3 query hints.``
+        """
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        words = {
+            "recommended": "recommended",
+            "served": "served by an existing index",
+            "no_index_helps": "no index helps",
+            "below_floor": "below the cost floor",
+            "skipped": "skipped",
+        }
+        verdicts = ", ".join(f"{counts[s]} {words[s]}" for s in STATUSES if counts.get(s))
+        line = (
+            f"Index advice on {len(self.outcomes)} statement(s) from {self.source} "
+            f"({self.unit}): {verdicts or 'nothing to cost'}"
+        )
+        if self.options.hints:
+            line += f"; {len(self.hints)} query hint(s)"
+        return line + "."
 
 
 @dataclasses.dataclass
@@ -257,6 +292,9 @@ def _advise(
         options=opts,
         recommendations=tuple(recommendations),
         outcomes=tuple(outcomes),
+        hints=tuple(
+            workload_hints(workload, db.kind, schema=catalog.column_types()) if opts.hints else ()
+        ),
     )
 
 

@@ -46,6 +46,8 @@ class TableInfo:
         rows: Row count or the planner's estimate.
         indexes: Its indexes.
         writes_per_s: Rows inserted, updated or deleted per second, when known.
+        types: Declared column types, in the order of ``columns`` (``""`` when
+            a SQLite column declares none); empty when not read.
     """
 
     name: str
@@ -53,6 +55,7 @@ class TableInfo:
     rows: int = 0
     indexes: tuple[ExistingIndex, ...] = ()
     writes_per_s: float | None = None
+    types: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +71,17 @@ class Catalog:
     def columns_of(self) -> dict[str, tuple[str, ...]]:
         """Column names per table, for resolving unqualified columns."""
         return {name: info.columns for name, info in self.tables.items()}
+
+    def column_types(self) -> dict[str, dict[str, str]]:
+        """Declared column types by table then column, as
+        :func:`perfpilot.dbadvisor.hints.query_hints` takes them (``schema=``).
+
+        Columns without a declared type are left out.
+        """
+        return {
+            name: {c: t for c, t in zip(info.columns, info.types, strict=False) if t}
+            for name, info in self.tables.items()
+        }
 
     def serving_index(self, table: str, columns: tuple[str, ...]) -> ExistingIndex | None:
         """An existing usable index whose key starts with ``columns``, if any."""
@@ -100,7 +114,7 @@ WHERE c.relkind IN ('r', 'p', 'm') AND pg_table_is_visible(c.oid)
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 """
 _PG_COLUMNS = """
-SELECT attrelid, attname FROM pg_attribute
+SELECT attrelid, attname, format_type(atttypid, atttypmod) FROM pg_attribute
 WHERE attrelid = ANY(%s) AND attnum > 0 AND NOT attisdropped
 ORDER BY attrelid, attnum
 """
@@ -130,8 +144,10 @@ def _postgres_catalog(conn: Any) -> Catalog:
     tables = conn.execute(_PG_TABLES).fetchall()
     oids = [row[0] for row in tables]
     columns: dict[int, list[str]] = {}
-    for oid, name in conn.execute(_PG_COLUMNS, (oids,)).fetchall():
+    types: dict[int, list[str]] = {}
+    for oid, name, type_name in conn.execute(_PG_COLUMNS, (oids,)).fetchall():
         columns.setdefault(oid, []).append(name)
+        types.setdefault(oid, []).append(str(type_name or ""))
     indexes: dict[int, list[ExistingIndex]] = {}
     names = {row[0]: row[1] for row in tables}
     for oid, name, unique, usable, keys in conn.execute(_PG_INDEXES, (oids,)).fetchall():
@@ -149,6 +165,7 @@ def _postgres_catalog(conn: Any) -> Catalog:
                 int(rows),
                 tuple(indexes.get(oid, ())),
                 writes.get(oid),
+                tuple(types.get(oid, ())),
             )
             for oid, name, rows in tables
         }
@@ -187,7 +204,8 @@ def _sqlite_catalog(db: Database) -> Catalog:
             )
         db.arm_timeout()
         rows = int(conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
-        tables[name.lower()] = TableInfo(name, columns, rows, tuple(found), None)
+        types = tuple(str(row[2] or "") for row in info)
+        tables[name.lower()] = TableInfo(name, columns, rows, tuple(found), None, types)
     return Catalog(tables)
 
 

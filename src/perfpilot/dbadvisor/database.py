@@ -1,19 +1,22 @@
-"""Connections the advisor works through: read-only, with a statement timeout.
+"""Connections to the database being advised or checked: read-only, with a timeout.
 
-``open_database(dsn)`` accepts ``postgresql://...`` (or ``postgres://``) URLs
-and SQLite paths (``shop.db``, ``sqlite:///relative.db``,
-``sqlite:////absolute.db``).
+Every connection of ``dbadvisor`` is opened here, by the advisor
+(:func:`open_database`, :func:`open_writable` for ``--apply``) and the health
+checks alike (:func:`connect_postgres`, :func:`connect_sqlite`). A DSN is a
+``postgresql://...`` (or ``postgres://``, ``postgresql+driver://``) URL or a
+SQLite path (``shop.db``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``).
 
-* **PostgreSQL**: one session with ``default_transaction_read_only = on`` and
-  ``statement_timeout``; the advisor works inside one transaction that it
+* **PostgreSQL**: the advisor's session has ``default_transaction_read_only =
+  on`` and ``statement_timeout``; it works inside one transaction that it
   rolls back. hypopg's hypothetical indexes live only in the session's memory
   and work in a read-only transaction. When the database lacks the hypopg
   extension but the server has it, the advisor's transaction is read-write so
   it can ``CREATE EXTENSION hypopg``, and is rolled back all the same.
-* **SQLite**: the file is opened (never created) with ``PRAGMA query_only``;
-  the what-if step lifts it only inside transactions it rolls back
-  (:mod:`perfpilot.dbadvisor.whatif_sqlite`). A progress handler enforces
-  the statement timeout.
+* **SQLite**: the file is opened (never created) in autocommit mode,
+  ``mode=ro`` for the health checks; the advisor's connection is ``mode=rw``
+  with ``PRAGMA query_only``, which the what-if step lifts only inside
+  transactions it rolls back (:mod:`perfpilot.dbadvisor.whatif_sqlite`). A
+  progress handler (:class:`StatementClock`) enforces the statement timeout.
 
 Connection errors never show the DSN's password (:mod:`perfpilot.store.dsn`).
 """
@@ -24,12 +27,42 @@ import sqlite3
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from perfpilot.errors import ConfigError, UsageError
+from perfpilot.errors import ConfigError, ConnectError, UsageError
 from perfpilot.store.dsn import display_dsn, scrub, secrets_of
 
-POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+if TYPE_CHECKING:
+    import psycopg
+
+
+#: Why psycopg is needed, when it is missing.
+MISSING_PSYCOPG = "PostgreSQL needs psycopg: pip install 'perfpilot[postgres]'"
+
+#: Seconds to wait for a PostgreSQL server to accept the connection.
+CONNECT_TIMEOUT_S = 10
+
+#: SQLite virtual machine instructions between two looks at the clock.
+PROGRESS_STEPS = 10_000
+
+
+class StatementClock:
+    """A SQLite progress handler that interrupts a statement past its deadline.
+
+    Args:
+        limit_s: How long one statement may run, from :meth:`arm`.
+    """
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self._deadline = 0.0
+
+    def arm(self) -> None:
+        """Start the clock of the statement (or check) about to run."""
+        self._deadline = time.monotonic() + self.limit_s
+
+    def __call__(self) -> int:
+        return 1 if time.monotonic() > self._deadline else 0
 
 
 class Database:
@@ -40,6 +73,7 @@ class Database:
         display: The DSN without its password (or the SQLite path).
         conn: The driver connection (psycopg or sqlite3).
         statement_timeout_s: The per-statement limit.
+        secrets: The DSN's passwords, scrubbed from messages.
     """
 
     def __init__(
@@ -50,7 +84,7 @@ class Database:
         self.conn = conn
         self.statement_timeout_s = statement_timeout_s
         self.secrets = secrets
-        self._deadline = 0.0
+        self.clock = StatementClock(statement_timeout_s)
 
     def scrub(self, text: str) -> str:
         """``text`` (a driver message, say) with the DSN's password masked."""
@@ -58,10 +92,7 @@ class Database:
 
     def arm_timeout(self) -> None:
         """SQLite: start the clock of the statement about to run."""
-        self._deadline = time.monotonic() + self.statement_timeout_s
-
-    def _progress(self) -> int:
-        return 1 if time.monotonic() > self._deadline else 0
+        self.clock.arm()
 
     def close(self) -> None:
         """Roll back whatever is open and close the connection."""
@@ -79,22 +110,100 @@ class Database:
 
 def database_kind(dsn: str) -> str:
     """``postgresql`` or ``sqlite`` for a DSN or path."""
-    scheme, sep, _ = dsn.partition("://")
-    if sep and scheme.lower() in POSTGRES_SCHEMES:
+    scheme, sep, _ = dsn.strip().partition("://")
+    if sep and scheme.lower().partition("+")[0] in ("postgresql", "postgres"):
         return "postgresql"
     return "sqlite"
 
 
+def libpq_url(dsn: str) -> str:
+    """``dsn`` as libpq takes it: ``postgresql+psycopg://`` becomes ``postgresql://``."""
+    scheme, sep, rest = dsn.strip().partition("://")
+    if sep and scheme.lower().partition("+")[0] in ("postgresql", "postgres"):
+        return f"postgresql://{rest}"
+    return dsn.strip()
+
+
 def sqlite_path(dsn: str) -> Path:
-    """The file a SQLite DSN names (``sqlite:///rel.db``, ``sqlite:////abs.db``, a path)."""
-    if dsn.startswith("sqlite:///"):
-        return Path(dsn[len("sqlite:///") :])
-    if "://" in dsn:
+    """The file a SQLite DSN names (``sqlite:///rel.db``, ``sqlite:////abs.db``, a path).
+
+    Raises:
+        UsageError: A URL of another scheme.
+    """
+    text = dsn.strip()
+    if text.lower().startswith("sqlite://"):
+        rest = text[len("sqlite://") :]
+        # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy writes them
+        return Path(rest[1:] if rest.startswith("/") else rest)
+    if "://" in text:
         raise UsageError(
-            f"unsupported database URL {display_dsn(dsn)!r}: "
+            f"unsupported database URL {display_dsn(text)!r}: "
             "use postgresql://..., sqlite:///path or a SQLite file path"
         )
-    return Path(dsn).expanduser()
+    return Path(text).expanduser()
+
+
+def display_name(dsn: str) -> str:
+    """The database as output may show it: the URL without its password, or the path."""
+    if database_kind(dsn) == "postgresql":
+        return display_dsn(dsn)
+    return str(sqlite_path(dsn))
+
+
+def connect_postgres(
+    dsn: str, *, application_name: str, autocommit: bool = False
+) -> psycopg.Connection[Any]:
+    """A psycopg connection to ``dsn``.
+
+    Raises:
+        UsageError: psycopg is missing.
+        ConnectError: The server cannot be reached; the message shows the URL
+            without its password.
+    """
+    try:
+        import psycopg
+    except ImportError:
+        raise UsageError(MISSING_PSYCOPG) from None
+    url = libpq_url(dsn)
+    try:
+        return psycopg.connect(
+            url,
+            autocommit=autocommit,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            application_name=application_name,
+        )
+    except psycopg.Error as exc:
+        reason = scrub(" ".join(str(exc).split()) or type(exc).__name__, secrets_of(url))
+        raise ConnectError(f"cannot connect to {display_dsn(url)}: {reason}") from None
+
+
+def connect_sqlite(dsn: str, *, read_only: bool = True) -> sqlite3.Connection:
+    """An autocommit connection to an existing SQLite file (never created).
+
+    Args:
+        dsn: A path or ``sqlite:///`` URL.
+        read_only: ``mode=ro`` when true, else ``mode=rw``.
+
+    Raises:
+        ConfigError: The file does not exist or is not a SQLite database.
+        UsageError: A URL of another scheme.
+    """
+    path = sqlite_path(dsn)
+    if not path.is_file():
+        raise ConfigError("no such SQLite database file", path=str(path))
+    mode = "ro" if read_only else "rw"
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode={mode}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot open the database: {exc}", path=str(path)) from None
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise ConfigError(f"not a SQLite database: {exc}", path=str(path)) from None
+    return conn
 
 
 def open_database(dsn: str, *, statement_timeout_s: float = 30.0) -> Database:
@@ -113,7 +222,12 @@ def open_database(dsn: str, *, statement_timeout_s: float = 30.0) -> Database:
     """
     if database_kind(dsn) == "postgresql":
         return _open_postgres(dsn, statement_timeout_s)
-    return _open_sqlite(dsn, statement_timeout_s)
+    conn = connect_sqlite(dsn, read_only=False)
+    db = Database("sqlite", display_name(dsn), conn, statement_timeout_s, [])
+    conn.execute("PRAGMA query_only = ON")
+    conn.set_progress_handler(db.clock, PROGRESS_STEPS)
+    db.arm_timeout()
+    return db
 
 
 def open_writable(dsn: str) -> Database:
@@ -126,49 +240,13 @@ def open_writable(dsn: str) -> Database:
         db = _open_postgres(dsn, 0.0, read_only=False)
         db.conn.autocommit = True
         return db
-    path = sqlite_path(dsn)
-    _check_sqlite_file(path)
-    conn = sqlite3.connect(str(path), isolation_level=None)
-    return Database("sqlite", str(path), conn, 0.0, [])
+    return Database("sqlite", display_name(dsn), connect_sqlite(dsn, read_only=False), 0.0, [])
 
 
 def _open_postgres(dsn: str, timeout_s: float, *, read_only: bool = True) -> Database:
-    try:
-        import psycopg
-    except ImportError:
-        raise UsageError("PostgreSQL needs psycopg: pip install 'perfpilot[postgres]'") from None
-    secrets = secrets_of(dsn)
-    url = dsn.replace("postgresql+psycopg://", "postgresql://", 1)
-    try:
-        conn = psycopg.connect(url, connect_timeout=10, application_name="perfpilot db")
-    except psycopg.Error as exc:
-        message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else "", secrets)
-        raise UsageError(f"cannot connect to {display_dsn(dsn)}: {message}") from None
+    conn = connect_postgres(dsn, application_name="perfpilot db")
     if read_only:
         conn.execute("SET default_transaction_read_only = on")
     conn.execute(f"SET statement_timeout = {int(timeout_s * 1000)}")
     conn.commit()
-    return Database("postgresql", display_dsn(dsn), conn, timeout_s, secrets)
-
-
-def _check_sqlite_file(path: Path) -> None:
-    if not path.is_file():
-        raise ConfigError("no such SQLite database file", path=str(path))
-
-
-def _open_sqlite(dsn: str, timeout_s: float) -> Database:
-    path = sqlite_path(dsn)
-    _check_sqlite_file(path)
-    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=rw"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
-    db = Database("sqlite", str(path), conn, timeout_s, [])
-    try:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise ConfigError(f"not a SQLite database: {exc}", path=str(path)) from None
-    conn.execute("PRAGMA query_only = ON")
-    conn.set_progress_handler(db._progress, 10_000)
-    db.arm_timeout()
-    return db
+    return Database("postgresql", display_dsn(dsn), conn, timeout_s, secrets_of(dsn))

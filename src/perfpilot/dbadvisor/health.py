@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from perfpilot.analyze.findings import SEVERITIES, Finding, Fix, Impact, finding_id
+from perfpilot.dbadvisor.database import database_kind
 from perfpilot.errors import UsageError
 
 __all__ = [
@@ -112,8 +113,7 @@ def detect_dialect(target: object) -> str:
         UsageError: The target is neither a string nor a known connection.
     """
     if isinstance(target, str):
-        scheme = target.strip().partition("://")[0].lower().partition("+")[0]
-        return "postgres" if scheme in ("postgres", "postgresql") else "sqlite"
+        return "postgres" if database_kind(target) == "postgresql" else "sqlite"
     if isinstance(target, sqlite3.Connection):
         return "sqlite"
     if type(target).__module__.split(".")[0] == "psycopg":
@@ -144,9 +144,9 @@ def check_health(
         ``info``.
 
     Raises:
-        UsageError: Unknown dialect, unreachable server, missing file, or the
-            connection given is inside a transaction. No message contains a
-            password.
+        UsageError: Unknown dialect, unreachable server, or the connection
+            given is inside a transaction. No message contains a password.
+        ConfigError: The SQLite file is missing or not a database.
 
     Example:
         >>> for finding in check_health("app.db"):  # doctest: +SKIP
@@ -186,8 +186,9 @@ def health_finding(
     confidence: float = 0.8,
     impact: Impact | None = None,
     language: str = "sql",
+    key: tuple[str, ...] | None = None,
 ) -> Finding:
-    """A finding of a health check or hint, its id derived from ``kind`` and ``subject``.
+    """A finding of a health check or hint, its id derived from ``kind`` and ``key``.
 
     Args:
         kind: Check name, e.g. ``unused_index``.
@@ -200,10 +201,11 @@ def health_finding(
         code: The SQL (or configuration) that makes the change.
         confidence: How sure the check is that the fix helps.
         impact: Estimated cost, when it can be estimated.
-        language: Language of ``code``.
+        language: Language of ``code`` (``text`` when there is no code).
+        key: What the id is derived from; ``(subject,)`` when ``None``.
     """
     return Finding(
-        id=finding_id(kind, subject),
+        id=finding_id(kind, *((subject,) if key is None else key)),
         kind=kind,
         severity=severity,
         title=title,

@@ -26,9 +26,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from perfpilot.analyze.findings import Finding
+from perfpilot.dbadvisor.database import connect_postgres
 from perfpilot.dbadvisor.health import HealthOptions, failed_check
-from perfpilot.errors import ConnectError, UsageError
-from perfpilot.store.dsn import display_dsn, scrub, secrets_of
+from perfpilot.errors import UsageError
+from perfpilot.store.dsn import scrub, secrets_of
 
 if TYPE_CHECKING:
     import psycopg
@@ -40,11 +41,6 @@ MARK = "/* perfpilot health */"
 
 #: What lets a role read every statistics view the checks use.
 GRANT_MONITOR = "GRANT pg_monitor TO <role>;"
-
-#: Seconds to wait for the server to accept the connection.
-CONNECT_TIMEOUT_S = 10
-
-MISSING_PSYCOPG = "PostgreSQL health checks need psycopg: pip install 'perfpilot[postgres]'"
 
 #: Schemas that belong to PostgreSQL itself, as a SQL condition on ``n.nspname``.
 USER_SCHEMAS = (
@@ -125,30 +121,16 @@ def check_postgres(target: str | psycopg.Connection[Any], options: HealthOptions
     outside any transaction; the checks' transaction is rolled back.
 
     Raises:
-        UsageError: psycopg is missing, the server cannot be reached (the
-            message shows the URL without its password), or the connection
-            given is inside a transaction.
+        UsageError: psycopg is missing, the server cannot be reached
+            (:class:`~perfpilot.errors.ConnectError`, the message shows the URL
+            without its password), or the connection given is inside a
+            transaction.
     """
-    try:
-        import psycopg
-    except ImportError:
-        raise UsageError(MISSING_PSYCOPG) from None
     if not isinstance(target, str):
         return _run(target, options, ())
-    dsn = _libpq_url(target)
-    secrets = secrets_of(dsn)
-    try:
-        conn = psycopg.connect(
-            dsn,
-            autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT_S,
-            application_name="perfpilot health",
-        )
-    except psycopg.Error as exc:
-        reason = scrub(" ".join(str(exc).split()) or type(exc).__name__, secrets)
-        raise ConnectError(f"cannot connect to {display_dsn(dsn)}: {reason}") from None
+    conn = connect_postgres(target, application_name="perfpilot health", autocommit=True)
     with conn:
-        return _run(conn, options, secrets)
+        return _run(conn, options, secrets_of(target))
 
 
 def _run(
@@ -178,14 +160,6 @@ def _run(
 def _reason(exc: Exception, secrets: Sequence[str]) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return scrub(" ".join(first.split()), secrets)
-
-
-def _libpq_url(dsn: str) -> str:
-    """``dsn`` as libpq takes it: ``postgresql+psycopg://`` becomes ``postgresql://``."""
-    scheme, sep, rest = dsn.strip().partition("://")
-    if sep and scheme.lower().partition("+")[0] in ("postgresql", "postgres"):
-        return f"postgresql://{rest}"
-    return dsn.strip()
 
 
 def seconds(value: Any) -> float:

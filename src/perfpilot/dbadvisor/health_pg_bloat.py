@@ -13,7 +13,8 @@ such errors from becoming findings.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from perfpilot.analyze.findings import Finding
 from perfpilot.dbadvisor.health import health_finding
@@ -82,21 +83,57 @@ def expected_heap_pages(
 
 def table_bloat(session: PgSession) -> list[Finding]:
     """Tables much larger than their live rows need (analyzed tables only)."""
-    opts = session.options
-    findings = []
-    for row in session.rows(_TABLE_BLOAT):
-        if int(row["stat_columns"]) < int(row["column_count"]):
-            continue  # columns without statistics: no estimate
-        pages = float(row["pages"])
-        block_size = int(row["block_size"])
-        expected = expected_heap_pages(
+    return _bloat_findings(
+        session,
+        _TABLE_BLOAT,
+        "table",
+        lambda row: expected_heap_pages(
             float(row["tuples"]),
             float(row["data_width"]),
             int(row["natts"]),
             has_nulls=bool(row["has_nulls"]),
-            block_size=block_size,
+            block_size=int(row["block_size"]),
             fillfactor=int(row["fillfactor"]),
-        )
+        ),
+        lambda row: {"table": str(row["name"])},
+        "Vacuum the table so the space is reused; to give it back to the operating "
+        "system, rewrite it (VACUUM FULL locks the table; pg_repack does not).",
+        "VACUUM (ANALYZE) {name};\n-- to shrink the file (takes an exclusive lock):\n"
+        "-- VACUUM FULL {name};",
+    )
+
+
+def _bloat_findings(
+    session: PgSession,
+    sql: str,
+    noun: str,
+    expected_pages: Callable[[dict[str, Any]], float],
+    names: Callable[[dict[str, Any]], dict[str, str]],
+    fix: str,
+    code: str,
+) -> list[Finding]:
+    """``{noun}_bloat`` findings for the rows of ``sql`` whose estimated waste
+    passes both thresholds (rows with columns lacking statistics are skipped).
+
+    Args:
+        session: The checks' session.
+        sql: One row per object: ``name``, ``pages``, ``tuples``,
+            ``block_size``, ``column_count``, ``stat_columns`` and what
+            ``expected_pages`` reads.
+        noun: ``table`` or ``index``.
+        expected_pages: Pages the object would take freshly written.
+        names: The evidence naming the object (and its table).
+        fix: What to do.
+        code: The SQL, ``{name}`` standing for the object's name.
+    """
+    opts = session.options
+    findings = []
+    for row in session.rows(sql):
+        if int(row["stat_columns"]) < int(row["column_count"]):
+            continue  # not analyzed, or a type without statistics: no estimate
+        pages = float(row["pages"])
+        block_size = int(row["block_size"])
+        expected = expected_pages(row)
         waste_bytes = max(0.0, pages - expected) * block_size
         ratio = waste_bytes / (pages * block_size)
         if ratio < opts.bloat_ratio_min or waste_bytes < opts.bloat_bytes_min:
@@ -104,22 +141,21 @@ def table_bloat(session: PgSession) -> list[Finding]:
         name = str(row["name"])
         findings.append(
             health_finding(
-                "table_bloat",
+                f"{noun}_bloat",
                 "medium" if waste_bytes >= 1024 * _MIB else "low",
-                f"Table {name} is about {ratio:.0%} bloat ({pretty_bytes(waste_bytes)})",
+                f"{noun.capitalize()} {name} is about {ratio:.0%} bloat "
+                f"({pretty_bytes(waste_bytes)})",
                 name,
                 {
-                    "table": name,
+                    **names(row),
                     "size_bytes": int(pages * block_size),
                     "expected_size_bytes": int(expected * block_size),
                     "bloat_bytes": int(waste_bytes),
                     "bloat_ratio": round(ratio, 4),
                     "rows_estimate": float(row["tuples"]),
                 },
-                "Vacuum the table so the space is reused; to give it back to the operating "
-                "system, rewrite it (VACUUM FULL locks the table; pg_repack does not).",
-                f"VACUUM (ANALYZE) {name};\n-- to shrink the file (takes an exclusive lock):\n"
-                f"-- VACUUM FULL {name};",
+                fix,
+                code.format(name=name),
                 confidence=0.6,
             )
         )
@@ -181,48 +217,23 @@ def expected_btree_pages(
 def index_bloat(session: PgSession) -> list[Finding]:
     """B-tree indexes much larger than their row count needs (estimated from
     ``pg_stats``; indexes on columns without statistics are skipped)."""
-    opts = session.options
-    findings = []
-    for row in session.rows(_INDEX_BLOAT):
-        if int(row["stat_columns"]) < int(row["column_count"]):
-            continue  # not analyzed, or a type without statistics: no estimate
-        pages = float(row["pages"])
-        block_size = int(row["block_size"])
-        expected = expected_btree_pages(
+    return _bloat_findings(
+        session,
+        _INDEX_BLOAT,
+        "index",
+        lambda row: expected_btree_pages(
             float(row["tuples"]),
             float(row["data_width"]),
             int(row["column_count"]),
             has_nulls=bool(row["has_nulls"]),
-            block_size=block_size,
+            block_size=int(row["block_size"]),
             fillfactor=int(row["fillfactor"]),
-        )
-        waste_bytes = max(0.0, pages - expected) * block_size
-        ratio = waste_bytes / (pages * block_size)
-        if ratio < opts.bloat_ratio_min or waste_bytes < opts.bloat_bytes_min:
-            continue
-        name = str(row["name"])
-        findings.append(
-            health_finding(
-                "index_bloat",
-                "medium" if waste_bytes >= 1024 * _MIB else "low",
-                f"Index {name} is about {ratio:.0%} bloat ({pretty_bytes(waste_bytes)})",
-                name,
-                {
-                    "index": name,
-                    "table": str(row["table_name"]),
-                    "size_bytes": int(pages * block_size),
-                    "expected_size_bytes": int(expected * block_size),
-                    "bloat_bytes": int(waste_bytes),
-                    "bloat_ratio": round(ratio, 4),
-                    "rows_estimate": float(row["tuples"]),
-                },
-                "Rebuild the index without blocking writes; it reads and caches pages "
-                "that are mostly empty.",
-                f"REINDEX INDEX CONCURRENTLY {name};",
-                confidence=0.6,
-            )
-        )
-    return findings
+        ),
+        lambda row: {"index": str(row["name"]), "table": str(row["table_name"])},
+        "Rebuild the index without blocking writes; it reads and caches pages "
+        "that are mostly empty.",
+        "REINDEX INDEX CONCURRENTLY {name};",
+    )
 
 
 CHECKS: list[tuple[str, Check]] = [

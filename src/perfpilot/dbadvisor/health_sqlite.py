@@ -1,8 +1,9 @@
 """SQLite health checks: unindexed foreign keys, duplicate and redundant
 indexes, and tables without ``ANALYZE`` statistics.
 
-A file is opened read-only (``mode=ro``); a connection given is switched to
-``PRAGMA query_only`` for the duration and restored. Each check is
+A file is opened read-only (``mode=ro``, by
+:func:`perfpilot.dbadvisor.database.connect_sqlite`); a connection given is
+switched to ``PRAGMA query_only`` for the duration and restored. Each check is
 interrupted after ``statement_timeout_s`` (a progress handler), and a check
 that fails becomes one ``health_check_failed`` finding. The schema is read
 through the ``pragma_*`` table-valued functions, so names are bound as
@@ -13,19 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-import time
-import urllib.parse
 from collections.abc import Callable
-from pathlib import Path
 
 from perfpilot.analyze.findings import Finding
+from perfpilot.dbadvisor.database import PROGRESS_STEPS, StatementClock, connect_sqlite
 from perfpilot.dbadvisor.health import HealthOptions, failed_check, health_finding
 from perfpilot.errors import UsageError
 
 __all__ = ["SqliteIndex", "check_sqlite", "quote_ident", "read_schema"]
-
-# Progress handler granularity: SQLite virtual machine instructions between checks.
-_PROGRESS_STEPS = 10_000
 
 
 def quote_ident(name: str) -> str:
@@ -281,54 +277,30 @@ def check_sqlite(target: str | sqlite3.Connection, options: HealthOptions) -> li
     """Run every SQLite check on a path, a ``sqlite:///`` URL or a connection.
 
     Raises:
-        UsageError: The file does not exist or is not a SQLite database, or
-            the connection given is inside a transaction.
+        ConfigError: The file does not exist or is not a SQLite database.
+        UsageError: The connection given is inside a transaction, or the
+            target is a URL of another scheme.
     """
     if isinstance(target, sqlite3.Connection):
         if target.in_transaction:
             raise UsageError("health checks need a connection that is not inside a transaction")
         return _run(target, options)
-    path = _path(target)
-    if path != ":memory:" and not Path(path).is_file():
-        raise UsageError(f"no SQLite database at {path}")
-    uri = f"file:{urllib.parse.quote(path)}?mode=ro"
-    try:
-        conn = sqlite3.connect(uri, uri=True)
-    except sqlite3.Error as exc:
-        raise UsageError(f"cannot open {path}: {exc}") from None
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise UsageError(f"cannot read {path}: {exc}") from None
+    conn = connect_sqlite(target, read_only=True)
     try:
         return _run(conn, options)
     finally:
         conn.close()
 
 
-def _path(target: str) -> str:
-    text = target.strip()
-    if text.lower().startswith("sqlite://"):
-        text = text[len("sqlite://") :]
-        # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy writes them
-        text = text[1:] if text.startswith("/") else text
-    return text or ":memory:"
-
-
 def _run(conn: sqlite3.Connection, options: HealthOptions) -> list[Finding]:
-    deadline = [0.0]
-
-    def interrupt() -> int:
-        return 1 if time.monotonic() > deadline[0] else 0
-
+    clock = StatementClock(options.statement_timeout_s)
     query_only = int(conn.execute("PRAGMA query_only").fetchone()[0])
     conn.execute("PRAGMA query_only = ON")
-    conn.set_progress_handler(interrupt, _PROGRESS_STEPS)
+    conn.set_progress_handler(clock, PROGRESS_STEPS)
     findings: list[Finding] = []
     try:
         for name, check in CHECKS:
-            deadline[0] = time.monotonic() + options.statement_timeout_s
+            clock.arm()
             try:
                 findings.extend(check(conn, options))
             except sqlite3.Error as exc:

@@ -35,7 +35,8 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from perfpilot.analyze.findings import Finding, Fix, Impact, finding_id
+from perfpilot.analyze.findings import Finding
+from perfpilot.dbadvisor.health import health_finding
 from perfpilot.dbadvisor.hint_rewrites import (
     as_exists,
     column_key,
@@ -191,16 +192,16 @@ class _Statement:
             return
         self.seen.add((kind, detail))
         self.found.append(
-            Finding(
-                id=finding_id(kind, self.normalized, detail),
-                kind=kind,
-                severity=severity,
-                title=title,
-                subject=self.subject,
-                evidence={"fingerprint": self.fingerprint_id, **evidence},
-                impact=Impact(),
-                fix=Fix(summary=fix, code=code, language="sql" if code else "text"),
+            health_finding(
+                kind,
+                severity,
+                title,
+                self.subject,
+                {"fingerprint": self.fingerprint_id, **evidence},
+                fix,
+                code,
                 confidence=confidence,
+                key=(self.normalized, detail),
             )
         )
 

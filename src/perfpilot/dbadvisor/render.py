@@ -1,14 +1,17 @@
-"""Rendering the database advisor's findings: terminal (rich), JSON, Markdown.
+"""Rendering the database advisor's findings: terminal (rich), JSON, Markdown, HTML.
 
 The same renderers serve ``perfpilot db advise`` and ``perfpilot db health``:
 they take :class:`~perfpilot.analyze.findings.Finding` objects and, for
-``advise``, the per-query outcomes. The HTML report takes the same findings
-through the report package.
+``advise``, the per-query outcomes. HTML is the report package's page
+(:func:`perfpilot.report.database.findings_report`): the findings fill its
+Optimization Plan and Implementation Guide, the advice's summary is a note.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +25,10 @@ from perfpilot.analyze.findings import FINDING_FORMAT, Finding
 from perfpilot.dbadvisor.advisor import Advice
 
 #: Output formats, by name.
-FORMATS = ("terminal", "json", "markdown")
+FORMATS = ("terminal", "json", "markdown", "html")
+
+#: Width of the terminal format written to a file.
+TEXT_WIDTH = 110
 
 _COLORS = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
@@ -40,19 +46,64 @@ def render(
 
     Args:
         findings: What to show.
-        fmt: ``terminal``, ``json`` or ``markdown``.
+        fmt: ``terminal``, ``json``, ``markdown`` or ``html``.
         console: Where to print.
         title: A heading (``Index advice``, ``Database health``).
         database: The database, password already removed.
         advice: The advisor's result, for the per-query table.
     """
-    if fmt == "json":
+    if fmt == "html":
+        text = to_text(findings, fmt, title=title, database=database, advice=advice)
+        console.file.write(text)
+    elif fmt == "json":
         console.print_json(json.dumps(to_json(findings, database=database, advice=advice)))
     elif fmt == "markdown":
         text = to_markdown(findings, title=title, database=database, advice=advice)
         console.print(text, markup=False, highlight=False, soft_wrap=True)
     else:
         _terminal(findings, console, title=title, database=database, advice=advice)
+
+
+def to_text(
+    findings: Sequence[Finding],
+    fmt: str,
+    *,
+    title: str,
+    database: str,
+    advice: Advice | None = None,
+    generated_at: float | None = None,
+) -> str:
+    """The document in format ``fmt`` as text, for a file.
+
+    Args:
+        findings: What to show.
+        fmt: One of :data:`FORMATS`; ``terminal`` is plain text, 110 columns.
+        title: A heading (``Index advice``, ``Database health``).
+        database: The database, password already removed.
+        advice: The advisor's result, for the per-query table and summary.
+        generated_at: When the findings were made (now when ``None``), for HTML.
+    """
+    if fmt == "html":
+        from perfpilot.report.database import findings_report
+        from perfpilot.report.render import render as render_report
+
+        report = findings_report(
+            findings,
+            title=f"{title}: {database}",
+            database=database,
+            generated_at=time.time() if generated_at is None else generated_at,
+            notes=() if advice is None else (advice.summary(),),
+        )
+        return render_report(report, "html")
+    if fmt == "json":
+        document = to_json(findings, database=database, advice=advice)
+        return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        return to_markdown(findings, title=title, database=database, advice=advice) + "\n"
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=TEXT_WIDTH, no_color=True, highlight=False)
+    _terminal(findings, console, title=title, database=database, advice=advice)
+    return buffer.getvalue()
 
 
 def to_json(
