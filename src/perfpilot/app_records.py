@@ -116,6 +116,10 @@ class OutboundRow:
         model: The last model seen, when the API reports one.
         repeated: Calls identical (method, URL, body) to an earlier call in
             the same request.
+        repeated_across: Calls identical to a successful call that another
+            request made earlier in the same flush interval (and not to an
+            earlier call of their own request): a cache shared by requests,
+            with a time to live of a few seconds, would have served them.
     """
 
     host: str
@@ -134,6 +138,39 @@ class OutboundRow:
     completion_tokens: int = 0
     model: str | None = None
     repeated: int = 0
+    repeated_across: int = 0
+
+
+#: :attr:`ProfileRow.stack` of samples with no application frame on the stack
+#: (the route's thread was in framework or library code only).
+NO_APP_FRAME = "<library>"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileRow:
+    """Stack samples of the threads serving one route, for one innermost stack.
+
+    The in-app sampler (:mod:`perfpilot.instrument.profiler`) looks at every
+    thread serving a request at a fixed interval (wall clock: running, waiting
+    on a lock, the GIL or an unhooked call alike) and counts the sample under
+    the request's route and the application frames at the top of its stack.
+
+    Attributes:
+        route: The route template of the request the thread was serving.
+        stack: The innermost application frames, innermost first, each
+            ``file:line function``, joined by `` < `` (at most three; the
+            line is the one executing), or :data:`NO_APP_FRAME`.
+        via: The innermost frame when it is not an application frame (a
+            library the app called, e.g. ``json/encoder.py:258 iterencode``,
+            paths of installed code relative to their ``sys.path`` entry);
+            ``""`` when the application frame itself was executing.
+        samples: Samples with this route, stack and ``via``.
+    """
+
+    route: str
+    stack: str
+    via: str
+    samples: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,16 +290,14 @@ class Trace:
     spans_dropped: int = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class AppSnapshot:
-    """What one process observed during one flush interval.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AppRows:
+    """The rows in-app recorders produce, by kind (keyword arguments only).
+
+    :class:`AppSnapshot` holds one process's rows of one flush interval;
+    :class:`perfpilot.analyze.appdata.AppData` the rows of a window, merged.
 
     Attributes:
-        service: Service name.
-        host: Host name.
-        pid: Process id.
-        started_at: Start of the interval.
-        ended_at: End of the interval.
         requests: Request aggregates.
         queries: Query aggregates.
         outbound: Outbound-call aggregates.
@@ -272,13 +307,9 @@ class AppSnapshot:
         resources: Resource samples.
         traces: Kept traces.
         drops: Items dropped instead of blocking or growing without bound, by kind.
+        profiles: Stack samples per (route, stack, via).
     """
 
-    service: str
-    host: str
-    pid: int
-    started_at: float
-    ended_at: float
     requests: tuple[RequestRow, ...] = ()
     queries: tuple[QueryRow, ...] = ()
     outbound: tuple[OutboundRow, ...] = ()
@@ -288,6 +319,27 @@ class AppSnapshot:
     resources: tuple[ResourceSample, ...] = ()
     traces: tuple[Trace, ...] = ()
     drops: dict[str, int] = dataclasses.field(default_factory=dict)
+    profiles: tuple[ProfileRow, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class AppSnapshot(AppRows):
+    """What one process observed during one flush interval: the rows of
+    :class:`AppRows` (keyword arguments), and:
+
+    Attributes:
+        service: Service name.
+        host: Host name.
+        pid: Process id.
+        started_at: Start of the interval.
+        ended_at: End of the interval.
+    """
+
+    service: str
+    host: str
+    pid: int
+    started_at: float
+    ended_at: float
 
     @property
     def empty(self) -> bool:
@@ -302,6 +354,7 @@ class AppSnapshot:
             or self.resources
             or self.traces
             or self.drops
+            or self.profiles
         )
 
 

@@ -39,6 +39,9 @@ class Settings:
         trace_sample_rate: Fraction (0..1) of other in-app requests traced at random.
         server_timing: Add ``Server-Timing`` / ``X-Response-Time`` headers to responses.
         prices: Path of a TOML price table for outbound API calls.
+        profile_interval_ms: Milliseconds between the in-app stack sampler's
+            looks at the threads serving requests (top frames per route for
+            CPU hotspots); 0 turns the sampler off.
     """
 
     store: str = DEFAULT_STORE
@@ -49,6 +52,7 @@ class Settings:
     trace_sample_rate: float = 0.01
     server_timing: bool = False
     prices: str | None = None
+    profile_interval_ms: float = 10.0
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -31,6 +31,38 @@ def test_rare_repeats_are_not_reported() -> None:
     assert repeated_calls(data, OPTS) == []
 
 
+def test_identical_calls_across_requests_are_cacheable_with_time_and_money() -> None:
+    """Each request calls once, but most calls repeat another request's call."""
+    data = app(
+        requests=(request("/summarize", 40, 0.3),),
+        outbound=(
+            outbound("/summarize", "/v1/chat/completions", 40, 0.25, repeated_across=30,
+                     cost_usd=0.04),
+        ),
+    )  # fmt: skip
+    (finding,) = repeated_calls(data, OPTS)
+    assert finding.kind == "repeated_outbound"
+    assert (finding.evidence["repeated"], finding.evidence["repeated_across"]) == (0, 30)
+    assert finding.evidence["repeats_per_request"] == 0.75
+    assert "75% repeating another request's" in finding.title
+    assert finding.impact.time_per_request_s == pytest.approx(0.75 * 0.25, rel=0.02)
+    assert finding.impact.usd_per_request == pytest.approx(0.04 * 0.75 / 40)
+    assert "shared by requests" in finding.fix.summary
+    assert "keyed by the request" in finding.fix.summary
+    assert "TTLCache" in finding.fix.code
+
+
+def test_distinct_calls_across_requests_are_not_repeats() -> None:
+    data = app(
+        requests=(request("/summarize", 40, 0.3),),
+        outbound=(
+            outbound("/summarize", "/v1/chat/completions", 40, 0.25, repeated_across=4),
+            outbound("/other", "/v1/chat/completions", 40, 0.25, repeated_across=1),
+        ),
+    )
+    assert repeated_calls(data, OPTS) == []
+
+
 def test_a_slow_call_that_dominates_its_route_is_reported() -> None:
     data = app(
         requests=(request("/summarize", 20, 0.3),),

@@ -2,7 +2,7 @@ import pytest
 
 from perfpilot.analyze.detect_routes import cpu_hotspots, error_bursts, large_responses
 from perfpilot.analyze.options import DiagnoseOptions
-from perfpilot.app_records import Span
+from perfpilot.app_records import NO_APP_FRAME, ProfileRow, Span
 
 from .builders import app, request, trace
 
@@ -16,6 +16,45 @@ def test_a_route_mostly_in_app_code_is_a_cpu_hotspot() -> None:
     assert finding.kind == "cpu_hotspot"
     assert finding.evidence["app_ms"] == pytest.approx(90, rel=0.02)
     assert "pyinstrument" in finding.fix.code
+
+
+APP_PY = "/srv/shop/app.py"
+PROFILE = (
+    ProfileRow("/stats", f"{APP_PY}:120 stats_similar < {APP_PY}:90 handler", "", 70),
+    ProfileRow("/stats", f"{APP_PY}:121 stats_similar < {APP_PY}:90 handler", "", 10),
+    ProfileRow("/stats", f"{APP_PY}:40 to_json < {APP_PY}:95 handler",
+               "json/encoder.py:258 JSONEncoder.iterencode", 15),
+    ProfileRow("/stats", NO_APP_FRAME, "starlette/routing.py:70 run_endpoint_function", 5),
+    ProfileRow("/other", f"{APP_PY}:7 other", "", 500),
+)  # fmt: skip
+
+
+def test_a_hotspot_with_a_profile_names_its_top_frames() -> None:
+    data = app(requests=(request("/stats", 20, 0.1, db_time_s=0.2),), profiles=PROFILE)
+    (finding,) = cpu_hotspots(data, OPTS)
+    assert finding.evidence["profile_samples"] == 100
+    frames = finding.evidence["top_frames"]
+    assert [f["function"] for f in frames] == ["stats_similar", "to_json", NO_APP_FRAME, "handler"]
+    top = frames[0]
+    assert top["frame"] == f"{APP_PY}:120 stats_similar"  # its most sampled line
+    assert (top["self_share"], top["total_share"], top["via"]) == (0.8, 0.8, None)
+    assert frames[1]["via"] == "json/encoder.py:258 JSONEncoder.iterencode"
+    assert frames[2]["location"] is None
+    assert (frames[3]["self_share"], frames[3]["total_share"]) == (0.0, 0.95)
+    assert finding.fix.location == f"{APP_PY}:120"
+    assert "80% of the route's samples are in stats_similar" in finding.fix.summary
+    assert "stats_similar" in finding.title
+    assert "pyinstrument" in finding.fix.code
+    assert finding.confidence == 0.8
+
+
+def test_too_few_samples_name_no_frames() -> None:
+    few = (ProfileRow("/stats", f"{APP_PY}:120 stats_similar", "", 19),)
+    data = app(requests=(request("/stats", 20, 0.1),), profiles=few)
+    (finding,) = cpu_hotspots(data, OPTS)
+    assert finding.evidence["top_frames"] is None
+    assert finding.fix.location is None
+    assert "no profile sample" in finding.fix.summary
 
 
 def test_fast_or_database_bound_routes_are_not_hotspots() -> None:

@@ -13,6 +13,8 @@ from perfpilot.app_records import AppSnapshot, RequestRow
 from perfpilot.cli import main as cli_main
 from perfpilot.errors import EXIT_OK, EXIT_USAGE
 from perfpilot.store import open_store
+from tests.dbadvisor import blog
+from tests.pg import PostgresServer
 from tests.report.sample import EVIL_ROUTE, hist, sample_load
 
 
@@ -150,3 +152,117 @@ def test_missing_store_and_unwritable_output_exit_2(
         err.startswith(f"perfpilot: error: cannot write {blocker / 'r.html'}")
         and err.count("\n") == 1
     )
+
+
+def db_store(path: Path, dialect: str) -> str:
+    """A store whose last minutes hold a slow lookup on posts(user_id), run by /posts."""
+    from perfpilot.app_records import QueryRow
+
+    now = time.time()
+    sql = "SELECT * FROM posts WHERE user_id = ?"
+    with open_store(str(path)) as db:
+        db.save_app_snapshot(
+            AppSnapshot(
+                service="blog",
+                host="h",
+                pid=1,
+                started_at=now - 90,
+                ended_at=now - 30,
+                requests=(
+                    RequestRow(
+                        "/posts", "GET", 2, 50, 0, hist(*[0.3] * 50), db_time_s=14.0, db_count=50
+                    ),
+                ),
+                queries=(
+                    QueryRow(
+                        "f0f0f0f0f0f0f0f0",
+                        sql,
+                        dialect,
+                        "/posts",
+                        50,
+                        0,
+                        hist(*[0.28] * 50),
+                        rows=50,
+                    ),
+                ),
+            )
+        )
+    return str(path)
+
+
+def test_db_adds_the_advisor_and_health_findings_to_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = db_store(tmp_path / "perf.db", "sqlite")
+    database = blog.create_sqlite(tmp_path / "blog.db")
+    assert run("--since", "1h", "--store", store, "--format", "json") == EXIT_OK
+    plain = json.loads(capsys.readouterr().out)
+    guessed = [
+        f
+        for f in plain["optimization_plan"]
+        if f["evidence"].get("fingerprint") == "f0f0f0f0f0f0f0f0"
+    ]
+    assert [f["kind"] for f in guessed] == ["missing_index"]  # the detectors' guess
+
+    assert (
+        run("--since", "1h", "--store", store, "--db", str(database), "--format", "json") == EXIT_OK
+    )
+    document = json.loads(capsys.readouterr().out)
+    plan = document["optimization_plan"]
+    kinds = [f["kind"] for f in plan]
+    # the advisor's costed index replaces the detector's guess; its impact ranks it first
+    (index,) = [f for f in plan if f["kind"] == "missing_index"]
+    assert plan[0] is index and index["id"] not in {f["id"] for f in guessed}
+    assert index["evidence"]["queries"][0]["fingerprint"] == "f0f0f0f0f0f0f0f0"
+    assert index["evidence"]["queries"][0]["values"] == "sampled"
+    assert index["fix"]["code"].startswith("CREATE INDEX idx_posts_user_id ON posts (user_id);")
+    assert "unindexed_foreign_key" in kinds  # a health check
+    (hint,) = [f for f in plan if f["kind"] == "select_star"]  # a query hint on the statement
+    assert hint["evidence"]["fingerprint"] == "f0f0f0f0f0f0f0f0" and hint["evidence"]["calls"] == 50
+    guide = {g["finding"] for g in document["implementation_guide"]}
+    assert index["id"] in guide
+    assert any(
+        n.startswith(f"Database {database}: ") and "1 in-app finding(s) replaced" in n
+        for n in document["notes"]
+    )
+    assert any(
+        n.startswith("Index advice on 1 statement(s) from store (ms): 1 recommended")
+        for n in document["notes"]
+    )
+
+    target = tmp_path / "report.html"
+    assert (
+        run("--since", "1h", "--store", store, "--db", str(database), "-o", str(target)) == EXIT_OK
+    )
+    page = target.read_text(encoding="utf-8")
+    assert "Missing index posts(user_id)" in page and "Foreign key posts(user_id)" in page
+
+
+def test_db_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = db_store(tmp_path / "perf.db", "sqlite")
+    assert run("--since", "1h", "--store", store, "--db", str(tmp_path / "none.db")) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "none.db: no such SQLite database file" in err and err.count("\n") == 1
+
+
+@pytest.mark.integration
+def test_db_on_postgres_never_shows_the_password(
+    postgres: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = blog.create_postgres(postgres, "perfpilot_report_db")
+    store = db_store(tmp_path / "perf.db", "postgresql")
+    for fmt in ("json", "markdown", "html", "terminal"):
+        assert run("--since", "1h", "--store", store, "--db", secret, "--format", fmt) == EXIT_OK, (
+            fmt
+        )
+        out, err = capsys.readouterr()
+        assert blog.SECRET not in out + err, fmt
+        assert "perfpilot_report_db" in out.replace("\\_", "_"), fmt  # markdown escapes _
+        if fmt == "json":
+            plan = json.loads(out)["optimization_plan"]
+            assert any(
+                f["kind"] == "missing_index"
+                and f["fix"]["code"].startswith("CREATE INDEX CONCURRENTLY")
+                for f in plan
+            )
+            assert any(f["kind"] == "unindexed_foreign_key" for f in plan)

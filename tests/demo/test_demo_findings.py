@@ -1,21 +1,27 @@
-"""The detectors on a live, loaded demo app: every seeded problem found on its route
-with the right fix, nothing on the healthy endpoints."""
+"""``perfpilot demo`` end to end, as a user runs it: the report it writes finds every
+problem seeded in the demo app on its route with the right fix, and flags nothing on
+the healthy endpoints.
+
+One run of the real command (default scenario, 20 s of load) feeds every test here;
+they read the ``report.json`` and ``report.html`` it leaves in its work directory.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
-from perfpilot.analyze.diagnose import diagnose
 from perfpilot.analyze.findings import Finding
-from perfpilot.demo.app import ENDPOINTS, Problem
-from perfpilot.demo.server import DemoServers, scenario_path
-from perfpilot.load.runner import run_load
-from perfpilot.load.scenario import load_scenario
-from perfpilot.store import open_store
-from perfpilot.store.app_data import read_app_data
+from perfpilot.cli.main import main
+from perfpilot.demo.app import ENDPOINTS, Endpoint, Problem
+from perfpilot.report.model import Report
 
 pytestmark = pytest.mark.integration
 
@@ -42,20 +48,18 @@ FIX_CONTAINS = {
     "large_response": ("GZipMiddleware",),
 }
 
-# The seeded leak shows in RSS only while new keys keep arriving: after the
-# mixed load, one phase asks for new report keys only (distinct from the mixed
-# phase's), as a user paging through reports would.
-LEAK_PHASE = """
-name = "new-report-keys"
-[executor]
-type = "constant-vus"
-vus = 8
-duration = "10s"
-[[requests]]
-name = "report_cached"
-method = "GET"
-path = "/report/cached?key=leak-vu${vu}-it${iter}"
-"""
+SEEDED = [e for e in ENDPOINTS if e.problem is not None]
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What one ``perfpilot demo`` left behind."""
+
+    code: int
+    out: str
+    html_path: Path
+    page: str
+    report: Report
 
 
 def template(route: str) -> str:
@@ -64,66 +68,93 @@ def template(route: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def findings(tmp_path_factory: pytest.TempPathFactory) -> list[Finding]:
-    tmp = tmp_path_factory.mktemp("findings")
-    store = str(tmp / "pp.db")
-    leak = tmp / "leak.toml"
-    leak.write_text(LEAK_PHASE)
-    with DemoServers(tmp / "demo", store=store) as demo:
-        mixed = run_load(
-            load_scenario(str(scenario_path()), base_url=demo.app_url, duration_s=6.0),
-            processes=1,
-        )
-        run_load(load_scenario(str(leak), base_url=demo.app_url), processes=1)
-    # stopping the app flushed its last interval
-    with open_store(store) as db:
-        app = read_app_data(db, service="demo")
-    assert app.request_count > 500
-    return diagnose(app, mixed)
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    tmp = tmp_path_factory.mktemp("demo-e2e")
+    work = tmp / "demo"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["demo", "--work-dir", str(work), "--store", str(tmp / "pp.db")])
+    data = json.loads((work / "report.json").read_text(encoding="utf-8"))
+    return DemoRun(
+        code=code,
+        out=out.getvalue(),
+        html_path=work / "report.html",
+        page=(work / "report.html").read_text(encoding="utf-8"),
+        report=Report.from_dict(data),
+    )
 
 
-def on_route(findings: list[Finding], route: str) -> list[Finding]:
+def on_route(findings: tuple[Finding, ...], route: str) -> list[Finding]:
     return [f for f in findings if f.evidence.get("route") == route]
 
 
-@pytest.mark.parametrize(
-    "endpoint", [e for e in ENDPOINTS if e.problem is not None], ids=lambda e: e.name
-)
+def test_the_demo_ends_with_its_report_and_the_top_findings(demo: DemoRun) -> None:
+    assert demo.code == 0
+    assert demo.report.assessment.requests > 2_000
+    assert f"report: {demo.html_path}" in demo.out
+    after = demo.out[demo.out.index(f"report: {demo.html_path}") :]
+    for i, finding in enumerate(demo.report.findings[:5], start=1):
+        # the console wraps long titles
+        assert f"\n  {i}. {finding.title[:50]}" in after
+    assert "\n  6. " not in after
+    assert "Performance report: demo" in demo.page
+    assert 'id="chart-breakdown"' in demo.page
+
+
+@pytest.mark.parametrize("endpoint", SEEDED, ids=lambda e: e.name)
 def test_every_seeded_problem_is_found_on_its_route_with_the_right_fix(
-    findings: list[Finding], endpoint: object
+    demo: DemoRun, endpoint: Endpoint
 ) -> None:
-    assert endpoint.problem is not None  # type: ignore[attr-defined]
-    route = template(endpoint.route)  # type: ignore[attr-defined]
-    found = on_route(findings, route)
+    assert endpoint.problem is not None
+    route = template(endpoint.route)
+    found = on_route(demo.report.findings, route)
     kinds = {f.kind for f in found}
-    expected = EXPECTED[endpoint.problem]  # type: ignore[attr-defined]
+    expected = EXPECTED[endpoint.problem]
     assert expected <= kinds, f"{route}: found {sorted(kinds)}"
     for finding in found:
-        if finding.kind in expected:
-            for text in FIX_CONTAINS[finding.kind]:
-                assert text in finding.fix.code, (finding.kind, text)
+        if finding.kind not in expected:
+            continue
+        for text in FIX_CONTAINS[finding.kind]:
+            assert text in finding.fix.code, (finding.kind, text)
+        # the HTML page shows it: title in the plan and the guide, the fix ready to paste
+        assert demo.page.count(str(escape(finding.title))) >= 2, finding.title
+        assert str(escape(finding.fix.code)) in demo.page, finding.kind
 
 
-def test_nothing_is_flagged_on_the_healthy_endpoints(findings: list[Finding]) -> None:
+def test_nothing_is_flagged_on_the_healthy_endpoints(demo: DemoRun) -> None:
     healthy = {template(e.route) for e in ENDPOINTS if e.problem is None}
     flagged = [
         (f.kind, f.title)
-        for f in findings
+        for f in demo.report.findings
         if f.evidence.get("route") in healthy
         or any(f.subject.endswith(" " + route) for route in healthy)
     ]
     assert flagged == []
-    routes = {f.evidence.get("route") for f in findings}
-    assert routes <= {template(e.route) for e in ENDPOINTS if e.problem is not None}
+    routes = {f.evidence.get("route") for f in demo.report.findings}
+    assert routes <= {template(e.route) for e in SEEDED}
 
 
-def test_findings_carry_evidence_and_a_call_site(findings: list[Finding]) -> None:
+def test_findings_carry_evidence_and_a_call_site(demo: DemoRun) -> None:
+    findings = demo.report.findings
     (n_plus_one,) = [f for f in findings if f.kind == "n_plus_one"]
     assert n_plus_one.evidence["per_request"] == 30
     assert n_plus_one.fix.location is not None
-    assert Path(n_plus_one.fix.location.rsplit(":", 1)[0]).name == "app.py"
+    assert "app.py:" in n_plus_one.fix.location
     (memory,) = [f for f in findings if f.kind == "memory_growth"]
     assert memory.evidence["recent_slope_mib_per_min"] > 0
     assert [s["cache"] for s in memory.evidence["suspects"]] == ["report_cache"]
     # the constant-load run cannot show saturation
     assert not [f for f in findings if f.kind in ("saturation", "errors_under_load")]
+
+
+def test_the_cpu_hotspot_names_its_hot_frame_from_the_stack_samples(demo: DemoRun) -> None:
+    (hotspot,) = [f for f in demo.report.findings if f.kind == "cpu_hotspot"]
+    assert hotspot.evidence["route"] == "/stats/similar"
+    frames = hotspot.evidence["top_frames"]
+    assert frames, hotspot.evidence
+    top = frames[0]
+    assert top["function"].endswith("stats_similar")
+    assert top["location"].rsplit(":", 1)[0].endswith("demo/app.py")
+    assert top["self_share"] >= 0.5
+    assert hotspot.fix.location == top["location"]
+    assert "stats_similar" in hotspot.fix.summary

@@ -409,3 +409,20 @@ def test_a_forked_child_flushes_its_own_requests_only(
     assert os.waitstatus_to_exitcode(status) == 0
     flusher.stop()
     assert [r.route for s in sink.snapshots for r in s.requests] == ["/parent"]
+
+
+def test_snapshot_rows_carry_repeats_across_requests(recorder: Recorder) -> None:
+    for _ in range(3):
+        ctx = RequestContext("GET", context.perf())
+        token = current_request.set(ctx)
+        try:
+            ctx.route = "/r"
+            recorder.outbound("GET", "h", "/x", 200, context.perf(), 0.01, identity="same")
+            ctx.status = 200
+        finally:
+            current_request.reset(token)
+        recorder.finish(ctx, 0.02)
+    snapshot = Flusher(recorder, ListSink(), fake_fingerprint).build(recorder.collect())
+    (row,) = snapshot.outbound
+    assert (row.count, row.repeated, row.repeated_across) == (3, 0, 2)
+    assert snapshot.profiles == ()

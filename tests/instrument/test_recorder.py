@@ -191,6 +191,64 @@ def test_a_call_repeating_a_failed_identical_call_is_a_retry(recorder: Recorder)
     assert aggs[("h", "/x", "GET", 2, "/r")].retries == 1  # the 200 after the 429
 
 
+def calls_in_one_request(
+    recorder: Recorder, route: str, calls: list[tuple[object, int]], template: str = "/x"
+) -> None:
+    """One request on ``route`` making ``(identity, status)`` calls."""
+    ctx = RequestContext("GET", context.perf())
+    token = current_request.set(ctx)
+    try:
+        ctx.route = route
+        for identity, status in calls:
+            recorder.outbound("GET", "h", template, status, context.perf(), 0.01, identity=identity)
+        ctx.status = 200
+    finally:
+        current_request.reset(token)
+    recorder.finish(ctx, 0.05)
+
+
+def test_identical_calls_across_requests_are_counted_once_per_request(
+    recorder: Recorder,
+) -> None:
+    calls_in_one_request(recorder, "/a", [("q1", 200), ("q1", 200)])  # first seen: not across
+    calls_in_one_request(recorder, "/a", [("q1", 200), ("q1", 200), ("q2", 200)])
+    calls_in_one_request(recorder, "/b", [("q1", 200)])  # another route, the same call
+    outbound = recorder.collect().outbound
+    a = outbound[("h", "/x", "GET", 2, "/a")]
+    b = outbound[("h", "/x", "GET", 2, "/b")]
+    assert (a.count, a.repeated, a.repeated_across) == (5, 2, 1)
+    assert (b.count, b.repeated, b.repeated_across) == (1, 0, 1)
+    # a new interval starts afresh
+    calls_in_one_request(recorder, "/b", [("q1", 200)])
+    assert recorder.collect().outbound[("h", "/x", "GET", 2, "/b")].repeated_across == 0
+
+
+def test_failed_calls_are_not_remembered_for_other_requests(recorder: Recorder) -> None:
+    calls_in_one_request(recorder, "/a", [("q", 503), ("q", 404)])
+    calls_in_one_request(recorder, "/a", [("q", 200)])
+    calls_in_one_request(recorder, "/a", [("q", 503)])  # an answer was cached: a cache serves it
+    interval = recorder.collect()
+    assert sum(agg.repeated_across for agg in interval.outbound.values()) == 1
+    assert interval.outbound[("h", "/x", "GET", 5, "/a")].repeated_across == 1
+
+
+def test_calls_without_identity_are_never_repeats(recorder: Recorder) -> None:
+    calls_in_one_request(recorder, "/a", [(None, 200)])
+    calls_in_one_request(recorder, "/a", [(None, 200)])
+    agg = recorder.collect().outbound[("h", "/x", "GET", 2, "/a")]
+    assert (agg.repeated, agg.repeated_across) == (0, 0)
+
+
+def test_identities_past_the_bound_are_dropped_and_counted() -> None:
+    recorder = Recorder("svc", sample_rate=0.0, max_identities=2)
+    calls_in_one_request(recorder, "/a", [("q1", 200), ("q2", 200), ("q3", 200)])
+    calls_in_one_request(recorder, "/a", [("q1", 200), ("q2", 200), ("q3", 200)])
+    interval = recorder.collect()
+    assert interval.outbound[("h", "/x", "GET", 2, "/a")].repeated_across == 2  # q3 forgotten
+    assert interval.drops == {"outbound_identities": 2}
+    assert len(interval.identities) == 2
+
+
 # -- traces --------------------------------------------------------------------
 
 

@@ -154,8 +154,19 @@ def test_timelines_cover_the_run_per_second_and_the_app_per_minute() -> None:
 
 def test_long_runs_merge_seconds_to_stay_under_max_points() -> None:
     timeline = load_timeline(sample_load(), max_points=3)
-    assert [p.interval_s for p in timeline.points] == [4.0, 4.0, 4.0]
+    # 4-second intervals; the last one ends with the 10-second run
+    assert [p.interval_s for p in timeline.points] == [4.0, 4.0, 2.0]
     assert sum(p.requests for p in timeline.points) == 200
+    assert [p.requests_per_s for p in timeline.points] == [20.0, 20.0, 20.0]
+
+
+def test_a_last_second_cut_short_by_the_end_of_the_run_joins_the_one_before() -> None:
+    load = sample_load()
+    load = dataclasses.replace(load, ended_at=load.started_at + 9.2)
+    timeline = load_timeline(load)
+    assert len(timeline.points) == 9
+    assert timeline.points[-1].requests == 40
+    assert timeline.points[-1].interval_s == pytest.approx(1.2)
 
 
 def test_distribution_keeps_every_request_in_ascending_log_bins() -> None:

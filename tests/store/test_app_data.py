@@ -1,4 +1,4 @@
-from perfpilot.app_records import AppSnapshot, RequestRow, ResourceSample
+from perfpilot.app_records import AppSnapshot, ProfileRow, RequestRow, ResourceSample
 from perfpilot.stats.histogram import Histogram
 from perfpilot.store import open_store
 from perfpilot.store.app_data import read_app_data
@@ -16,12 +16,14 @@ def test_reads_every_kind_and_infers_the_window() -> None:
         ended_at=1_000_030.0,
         requests=(RequestRow("/x", "GET", 2, 1, 0, h),),
         resources=(sample,),
+        profiles=(ProfileRow("/x", "app.py:3 view", "", 7),),
     )
     with open_store("sqlite://") as store:
         store.save_app_snapshot(snap)
         data = read_app_data(store, service="svc", until=1_000_100.0)
         other = read_app_data(store, service="nobody", until=1_000_100.0)
     assert data.request_count == 1 and data.resources == (sample,)
+    assert data.profiles == (ProfileRow("/x", "app.py:3 view", "", 7),)
     assert data.since == 1_000_020.0 - 1_000_020.0 % 60
     assert data.duration_s == 1_000_100.0 - data.since
     assert not data.empty and other.empty

@@ -23,6 +23,7 @@ from perfpilot.app_records import (
     CacheRow,
     OutboundRow,
     PoolRow,
+    ProfileRow,
     QueryRow,
     RequestRow,
     ResourceSample,
@@ -84,7 +85,7 @@ def make_snapshot(
     outbound = tuple(
         OutboundRow("api.openai.com", "/v1/chat/completions", "POST", 2, route, n(), 0,
                     _histogram(rng, n()), n(), n(), seed % 2, money(), n(), n(),
-                    "gpt-4o-mini" if seed % 2 == 0 else None, seed % 3)
+                    "gpt-4o-mini" if seed % 2 == 0 else None, seed % 3, seed % 4)
         for route in routes
     )  # fmt: skip
     caches = tuple(CacheRow("redis", "GET", "user:", route, n(), n()) for route in routes)
@@ -130,6 +131,15 @@ def make_snapshot(
         resources=resources,
         traces=traces,
         drops={"traces": seed % 3, "queries": 1},
+        profiles=tuple(
+            ProfileRow(route, stack, via, n())
+            for route in routes
+            for stack, via in (
+                ("/app/views.py:12 listing < /app/views.py:40 index", ""),
+                ("/app/views.py:13 listing", "json/encoder.py:258 JSONEncoder.iterencode"),
+                ("<library>", f"starlette/routing.py:{70 + seed % 2} run"),
+            )
+        ),
     )
 
 
@@ -198,6 +208,7 @@ def check_everything(store: Store, snapshots: Sequence[AppSnapshot], **where: An
     assert store.app_caches(**where) == reference(
         every("caches"), ("cache", "command", "prefix", "route")
     )
+    assert store.app_profiles(**where) == reference(every("profiles"), ("route", "stack", "via"))
     assert store.app_units(**where) == reference(every("units"), ("unit", "route"))
     assert store.app_pools(**where) == reference(
         every("pools"),
@@ -474,7 +485,7 @@ def test_sqlite_migrates_a_version_1_store_and_keeps_its_runs(
         store.save_app_snapshot(snapshot)
         check_everything(store, [snapshot])
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     conn.close()
 
 
@@ -498,6 +509,30 @@ def test_sqlite_migrates_a_version_2_store_and_its_request_rows_read_zero_bytes(
     with open_store(str(path)) as store:
         (row,) = store.app_requests()
         assert (row.route, row.count, row.bytes_out, row.uncompressed) == ("/x", 4, 0, 0)
+
+
+def test_sqlite_migrates_a_version_3_store_and_its_outbound_rows_read_no_repeats_across(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "v3.db"
+    monkeypatch.setattr("perfpilot.store.sqlite.MIGRATIONS", MIGRATIONS[:3])
+    monkeypatch.setattr("perfpilot.store.sqlite.SCHEMA_VERSION", 3)
+    with SQLiteStore(path) as old:
+        conn = old._connection()
+        conn.execute(
+            "INSERT INTO app_outbound (service, host, pid, started_at, ended_at, minute,"
+            " remote_host, template, method, status_class, route, count, errors, latency,"
+            " bytes_in, bytes_out, retries, cost_usd, prompt_tokens, completion_tokens, model,"
+            " repeated) VALUES ('shop', 'h', 1, ?, ?, ?, 'api', '/v1/x', 'GET', 2, '/r', 5, 0, ?,"
+            " 0, 0, 0, 0, 0, 0, NULL, 2)",
+            (T0, T0 + 1, T0, _histogram(np.random.default_rng(1), 5).to_bytes()),
+        )
+        conn.commit()
+    monkeypatch.undo()
+    with open_store(str(path)) as store:
+        (row,) = store.app_outbound()
+        assert (row.route, row.count, row.repeated, row.repeated_across) == ("/r", 5, 2, 0)
+        assert store.app_profiles() == []
 
 
 def test_sqlite_retries_a_busy_database(tmp_path: Path) -> None:

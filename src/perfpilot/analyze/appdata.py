@@ -9,51 +9,27 @@ from __future__ import annotations
 
 import dataclasses
 
-from perfpilot.app_records import (
-    CacheRow,
-    OutboundRow,
-    PoolRow,
-    QueryRow,
-    RequestRow,
-    ResourceSample,
-    Trace,
-    UnitRow,
-)
+from perfpilot.app_records import AppRows, RequestRow
 
 
 @dataclasses.dataclass(frozen=True)
-class AppData:
-    """In-app aggregates for one window.
+class AppData(AppRows):
+    """In-app aggregates for one window: the rows of
+    :class:`~perfpilot.app_records.AppRows` (keyword arguments) merged over
+    every process and interval in it (traces newest first, resource samples
+    by time), and:
 
     Attributes:
         since: Start of the window (Unix time).
         until: End of the window (Unix time).
         service: Service name, or ``None`` for every service in the store.
-        requests: Request aggregates per (route, method, status class).
-        queries: Query aggregates per (fingerprint, route, db).
-        outbound: Outbound-call aggregates.
-        caches: Cache counters.
-        units: Business-unit counters.
-        pools: Connection-pool figures.
-        resources: Resource samples, by time.
-        traces: Kept traces, newest first.
         timeline: Request aggregates per minute, as ``(minute, row)`` pairs.
-        drops: Items the recorders dropped, per kind.
     """
 
     since: float
     until: float
     service: str | None = None
-    requests: tuple[RequestRow, ...] = ()
-    queries: tuple[QueryRow, ...] = ()
-    outbound: tuple[OutboundRow, ...] = ()
-    caches: tuple[CacheRow, ...] = ()
-    units: tuple[UnitRow, ...] = ()
-    pools: tuple[PoolRow, ...] = ()
-    resources: tuple[ResourceSample, ...] = ()
-    traces: tuple[Trace, ...] = ()
     timeline: tuple[tuple[float, RequestRow], ...] = ()
-    drops: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:

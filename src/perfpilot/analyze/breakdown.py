@@ -34,6 +34,25 @@ class RouteBreakdown:
 
     Time figures are means per request, in milliseconds; ``app_ms`` is what is
     left of the mean duration after database and outbound time (never below 0).
+
+    Attributes:
+        route: Route template.
+        method: HTTP method.
+        requests: Requests served.
+        errors: Failed requests.
+        p50_ms: Median latency.
+        p95_ms: 95th percentile latency.
+        p99_ms: 99th percentile latency.
+        mean_ms: Mean latency.
+        app_ms: Mean time per request in application code (what is left).
+        db_ms: Mean time per request in the database.
+        outbound_ms: Mean time per request in outbound HTTP calls.
+        queries_per_request: Database calls per request.
+        outbound_per_request: Outbound calls per request.
+        cost_per_request_usd: Outbound money per request.
+        cost_usd: Outbound money, over all requests.
+        cache_hits: Cache lookups that hit.
+        cache_misses: Cache lookups that missed.
     """
 
     route: str
@@ -58,6 +77,17 @@ class RouteBreakdown:
     def total_ms(self) -> float:
         """Time spent in this route over all requests, in milliseconds."""
         return self.mean_ms * self.requests
+
+    @property
+    def cache_lookups_per_request(self) -> float:
+        """Cache lookups (hits and misses) per request."""
+        return (self.cache_hits + self.cache_misses) / self.requests if self.requests else 0.0
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """Hits per lookup (0..1), ``None`` without lookups."""
+        lookups = self.cache_hits + self.cache_misses
+        return self.cache_hits / lookups if lookups else None
 
 
 def route_breakdown(rows: Iterable[RequestRow]) -> list[RouteBreakdown]:
@@ -156,7 +186,21 @@ def cache_hit_rates(rows: Iterable[CacheRow]) -> list[CacheHitRate]:
 
 @dataclasses.dataclass(frozen=True)
 class OutboundSummary:
-    """Outbound calls to one host and path template, over all routes."""
+    """Outbound calls to one host and path template, over all routes.
+
+    Attributes:
+        host: ``host[:port]``.
+        template: Path template.
+        method: HTTP method.
+        calls: Calls.
+        errors: Failed calls.
+        p95_ms: 95th percentile duration.
+        mean_ms: Mean duration.
+        cost_usd: Money spent, from the price table.
+        prompt_tokens: Tokens sent (OpenAI-compatible APIs).
+        completion_tokens: Tokens received.
+        repeated: Calls identical to an earlier call in the same request.
+    """
 
     host: str
     template: str
@@ -169,6 +213,11 @@ class OutboundSummary:
     prompt_tokens: int
     completion_tokens: int
     repeated: int
+
+    @property
+    def label(self) -> str:
+        """``METHOD host/template``."""
+        return f"{self.method} {self.host}{self.template}"
 
 
 def outbound_summary(rows: Iterable[OutboundRow]) -> list[OutboundSummary]:

@@ -7,7 +7,9 @@ They read the query aggregates (per fingerprint and route) and the kept traces
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
 from perfpilot.analyze.appdata import AppData
 from perfpilot.analyze.findings import Finding, Fix, Impact, finding_id
@@ -139,32 +141,81 @@ def _parent_span(trace: Trace, sql: str) -> Span | None:
     return None
 
 
-def _by_fingerprint(queries: Iterable[QueryRow]) -> dict[tuple[str, str], list[QueryRow]]:
+@dataclasses.dataclass(frozen=True)
+class _Statement:
+    """One fingerprint's rows merged, with the routes that ran it, most time first.
+
+    The fingerprint-level detectors (slow, unbounded, ``SELECT *``) share its
+    evidence and impact: the statement's time per request of the routes that
+    ran it, at their request rate.
+    """
+
+    query: QueryRow
+    per_route: list[tuple[QueryRow, RouteTraffic]]
+
+    @property
+    def top(self) -> RouteTraffic:
+        """The route that spends the most time in the statement."""
+        return self.per_route[0][1]
+
+    @property
+    def rows_per_call(self) -> float:
+        """Rows returned per execution."""
+        return self.query.rows / self.query.count if self.query.count else 0.0
+
+    def evidence(self, **extra: Any) -> dict[str, Any]:
+        """The common evidence, ``extra`` before the call site."""
+        query = self.query
+        return {
+            "route": self.top.route,
+            "routes": [t.route for _, t in self.per_route],
+            "fingerprint": query.fingerprint,
+            "sql": query.sql,
+            "db": query.db,
+            "calls": query.count,
+            "rows_per_call": round(self.rows_per_call, 2),
+            **extra,
+            "call_site": query.call_site,
+        }
+
+    def impact(self, note: str) -> Impact:
+        """The statement's whole time per request of its routes, at their request rate."""
+        requests = sum(t.requests for _, t in self.per_route)
+        return Impact(
+            time_per_request_s=sum(r.latency.sum_s for r, _ in self.per_route) / max(1, requests),
+            requests_per_s=sum(t.requests_per_s for _, t in self.per_route),
+            note=note,
+        )
+
+    def sample_trace(self, traces: Iterable[Trace]) -> Trace | None:
+        """The kept trace of the top route with the slowest execution of the statement."""
+        return _sample_trace(traces, self.per_route[0][0])
+
+
+def _statements(app: AppData) -> list[_Statement]:
+    """Query rows merged per (fingerprint, database), each with the routes that ran it
+    (pseudo routes and routes without request rows left out); none without such a route."""
+    traffic = route_traffic(app)
     groups: dict[tuple[str, str], list[QueryRow]] = {}
-    for query in queries:
-        groups.setdefault((query.fingerprint, query.db), []).append(query)
-    return groups
-
-
-def _merged(rows: list[QueryRow]) -> QueryRow:
-    merged = rows[0]
-    for row in rows[1:]:
-        merged = add_rows(merged, row, keep=("route", "fingerprint", "db", "sql", "call_site"))
-    return merged
-
-
-def _route_rows(
-    rows: list[QueryRow], traffic: dict[str, RouteTraffic]
-) -> list[tuple[QueryRow, RouteTraffic]]:
-    return sorted(
-        (
-            (row, traffic[row.route])
-            for row in rows
-            if row.route not in PSEUDO_ROUTES and row.route in traffic
-        ),
-        key=lambda pair: pair[0].latency.sum_s,
-        reverse=True,
-    )
+    for row in app.queries:
+        groups.setdefault((row.fingerprint, row.db), []).append(row)
+    statements = []
+    for rows in groups.values():
+        merged = rows[0]
+        for row in rows[1:]:
+            merged = add_rows(merged, row, keep=("route", "fingerprint", "db", "sql", "call_site"))
+        per_route = sorted(
+            (
+                (row, traffic[row.route])
+                for row in rows
+                if row.route not in PSEUDO_ROUTES and row.route in traffic
+            ),
+            key=lambda pair: pair[0].latency.sum_s,
+            reverse=True,
+        )
+        if per_route:
+            statements.append(_Statement(merged, per_route))
+    return statements
 
 
 def slow_queries(app: AppData, options: DiagnoseOptions) -> list[Finding]:
@@ -176,42 +227,30 @@ def slow_queries(app: AppData, options: DiagnoseOptions) -> list[Finding]:
     lookup takes well under a millisecond); many rows per call get pagination;
     anything else gets ``perfpilot db advise``, which costs candidate indexes.
     """
-    traffic = route_traffic(app)
     findings = []
-    for (fingerprint, db), rows in _by_fingerprint(app.queries).items():
-        query = _merged(rows)
-        per_route = _route_rows(rows, traffic)
-        if query.count < options.slow_query_min_calls or not per_route:
+    for statement in _statements(app):
+        query, top = statement.query, statement.top
+        if query.count < options.slow_query_min_calls:
             continue
         p50, p95 = (v * 1000 for v in query.latency.percentiles([50, 95]))
-        shares = [row.latency.sum_s / t.total_s if t.total_s else 0.0 for row, t in per_route]
-        top_row, top = per_route[0]
+        shares = [
+            row.latency.sum_s / t.total_s if t.total_s else 0.0 for row, t in statement.per_route
+        ]
         slow_tail = p95 > options.slow_query_p95_ms
         dominant = max(shares) >= options.slow_query_min_share and (
             p50 >= options.slow_query_min_p50_ms
         )
         if not (slow_tail or dominant):
             continue
-        facts = shape(query.sql, db)
-        rows_per_call = query.rows / query.count
-        requests = sum(t.requests for _, t in per_route)
-        rate = sum(t.requests_per_s for _, t in per_route)
-        per_request_s = sum(row.latency.sum_s for row, _ in per_route) / max(1, requests)
-        evidence = {
-            "route": top.route,
-            "routes": [t.route for _, t in per_route],
-            "fingerprint": fingerprint,
-            "sql": query.sql,
-            "db": db,
-            "calls": query.count,
-            "p50_ms": p50,
-            "p95_ms": p95,
-            "mean_ms": query.latency.mean_s * 1000,
-            "total_s": query.latency.sum_s,
-            "rows_per_call": round(rows_per_call, 2),
-            "share_of_route_time": round(shares[0], 3),
-            "call_site": query.call_site,
-        }
+        facts = shape(query.sql, query.db)
+        rows_per_call = statement.rows_per_call
+        evidence = statement.evidence(
+            p50_ms=p50,
+            p95_ms=p95,
+            mean_ms=query.latency.mean_s * 1000,
+            total_s=query.latency.sum_s,
+            share_of_route_time=round(shares[0], 3),
+        )
         kind = "slow_query"
         confidence = 0.8
         if (
@@ -219,7 +258,7 @@ def slow_queries(app: AppData, options: DiagnoseOptions) -> list[Finding]:
             and facts.lookup_columns
             and rows_per_call <= 10
             and p50 >= options.slow_query_min_p50_ms
-            and db in INDEXED_DBS
+            and query.db in INDEXED_DBS
         ):
             kind = "missing_index"
             table = facts.tables[0]
@@ -265,7 +304,7 @@ def slow_queries(app: AppData, options: DiagnoseOptions) -> list[Finding]:
         severity = "high" if slow_tail and max(shares) >= options.slow_query_min_share else "medium"
         findings.append(
             Finding(
-                id=finding_id(kind, fingerprint, db),
+                id=finding_id(kind, query.fingerprint, query.db),
                 kind=kind,
                 severity=severity,
                 title=(
@@ -274,14 +313,12 @@ def slow_queries(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                 ),
                 subject=short_sql(query.sql),
                 evidence=evidence,
-                impact=Impact(
-                    time_per_request_s=per_request_s,
-                    requests_per_s=rate,
-                    note="the query's whole time per request (upper bound of the saving)",
+                impact=statement.impact(
+                    "the query's whole time per request (upper bound of the saving)"
                 ),
                 fix=fix,
                 confidence=confidence,
-                trace=_sample_trace(app.traces, top_row),
+                trace=statement.sample_trace(app.traces),
             )
         )
     return findings
@@ -304,46 +341,29 @@ def _sample_trace(traces: Iterable[Trace], query: QueryRow) -> Trace | None:
 
 def unbounded_results(app: AppData, options: DiagnoseOptions) -> list[Finding]:
     """``SELECT`` without ``LIMIT`` returning ``unbounded_rows_per_call`` rows or more per call."""
-    traffic = route_traffic(app)
     findings = []
-    for (fingerprint, db), rows in _by_fingerprint(app.queries).items():
-        query = _merged(rows)
-        per_route = _route_rows(rows, traffic)
-        facts = shape(query.sql, db)
-        if not per_route or not facts.select or facts.limited or facts.aggregate_only:
+    for statement in _statements(app):
+        query = statement.query
+        facts = shape(query.sql, query.db)
+        if not facts.select or facts.limited or facts.aggregate_only:
             continue
-        rows_per_call = query.rows / query.count if query.count else 0.0
+        rows_per_call = statement.rows_per_call
         if rows_per_call < options.unbounded_rows_per_call:
             continue
-        top_row, top = per_route[0]
-        requests = sum(t.requests for _, t in per_route)
         code, language = pagination_code(query.sql)
         findings.append(
             Finding(
-                id=finding_id("unbounded_result", fingerprint, db),
+                id=finding_id("unbounded_result", query.fingerprint, query.db),
                 kind="unbounded_result",
                 severity="medium",
                 title=(
-                    f"Unbounded result set on {top.label}: {rows_per_call:.0f} rows per call, "
-                    "no LIMIT"
+                    f"Unbounded result set on {statement.top.label}: "
+                    f"{rows_per_call:.0f} rows per call, no LIMIT"
                 ),
                 subject=short_sql(query.sql),
-                evidence={
-                    "route": top.route,
-                    "routes": [t.route for _, t in per_route],
-                    "fingerprint": fingerprint,
-                    "sql": query.sql,
-                    "db": db,
-                    "calls": query.count,
-                    "rows_per_call": round(rows_per_call, 1),
-                    "mean_ms": query.latency.mean_s * 1000,
-                    "call_site": query.call_site,
-                },
-                impact=Impact(
-                    time_per_request_s=sum(r.latency.sum_s for r, _ in per_route)
-                    / max(1, requests),
-                    requests_per_s=sum(t.requests_per_s for _, t in per_route),
-                    note="the query's time per request; the rows also cost memory and transfer",
+                evidence=statement.evidence(mean_ms=query.latency.mean_s * 1000),
+                impact=statement.impact(
+                    "the query's time per request; the rows also cost memory and transfer"
                 ),
                 fix=Fix(
                     summary="Add a LIMIT and paginate; the result grows with the table.",
@@ -352,7 +372,7 @@ def unbounded_results(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                     location=query.call_site,
                 ),
                 confidence=0.8,
-                trace=_sample_trace(app.traces, top_row),
+                trace=statement.sample_trace(app.traces),
             )
         )
     return findings
@@ -364,35 +384,26 @@ def select_star(app: AppData, options: DiagnoseOptions) -> list[Finding]:
     The table's width is not known from monitoring data, so the finding is low
     severity and low confidence: it is only worth fixing on a wide table.
     """
-    traffic = route_traffic(app)
     findings = []
-    for (fingerprint, db), rows in _by_fingerprint(app.queries).items():
-        query = _merged(rows)
-        per_route = _route_rows(rows, traffic)
-        if not per_route or not shape(query.sql, db).star or not query.count:
+    for statement in _statements(app):
+        query = statement.query
+        if not shape(query.sql, query.db).star or not query.count:
             continue
-        rows_per_call = query.rows / query.count
+        rows_per_call = statement.rows_per_call
         if rows_per_call < options.select_star_rows_per_call:
             continue
-        top = per_route[0][1]
         code, language = select_columns_code(query.sql)
         findings.append(
             Finding(
-                id=finding_id("select_star", fingerprint, db),
+                id=finding_id("select_star", query.fingerprint, query.db),
                 kind="select_star",
                 severity="low",
-                title=f"SELECT * on {top.label}: {rows_per_call:.0f} rows per call, every column",
+                title=(
+                    f"SELECT * on {statement.top.label}: {rows_per_call:.0f} rows per call, "
+                    "every column"
+                ),
                 subject=short_sql(query.sql),
-                evidence={
-                    "route": top.route,
-                    "routes": [t.route for _, t in per_route],
-                    "fingerprint": fingerprint,
-                    "sql": query.sql,
-                    "db": db,
-                    "rows_per_call": round(rows_per_call, 1),
-                    "table_width": None,
-                    "call_site": query.call_site,
-                },
+                evidence=statement.evidence(table_width=None),
                 impact=Impact(note="unknown: depends on how many columns the code does not use"),
                 fix=Fix(
                     summary="Select only the columns the code uses (less I/O, covering indexes).",

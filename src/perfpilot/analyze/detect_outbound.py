@@ -1,21 +1,26 @@
 """Outbound-call detectors: repeated identical calls, slow calls that dominate a
 route, and independent calls made one after the other.
 
-Repeats are counted by the recorder per request (same method, URL and body as
-an earlier call in the same request); identical calls *across* requests are not
-observable from aggregates, so the cross-request saving is not estimated.
+The recorder counts repeats (same method, URL and body) in two ways: calls
+identical to an earlier call of the same request (``repeated``), and calls
+identical to a successful call another request made earlier in the same flush
+interval, a few seconds (``repeated_across``). Either kind a cache would have
+served: per request (hoist the call out of the loop) or shared by requests (a
+TTL cache keyed by the request). Identical calls further apart than one flush
+interval are not seen, so the cross-request figure is a lower bound.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from typing import Any
 
 from perfpilot.analyze.appdata import AppData
 from perfpilot.analyze.breakdown import merge_by
 from perfpilot.analyze.findings import Finding, Fix, Impact, finding_id
 from perfpilot.analyze.options import DiagnoseOptions
 from perfpilot.analyze.remedies import concurrent_calls_code, memoize_code, slow_call_code
-from perfpilot.analyze.traffic import PSEUDO_ROUTES, route_traffic
+from perfpilot.analyze.traffic import PSEUDO_ROUTES, RouteTraffic, route_traffic
 from perfpilot.app_records import OutboundRow, Span, Trace
 
 
@@ -24,8 +29,30 @@ def _per_endpoint(app: AppData) -> dict[Hashable, OutboundRow]:
     return merge_by(app.outbound, lambda r: (r.route, r.host, r.template, r.method))
 
 
+def _endpoints(app: AppData) -> Iterator[tuple[OutboundRow, RouteTraffic]]:
+    """Each route's calls to each endpoint, with the route's traffic (pseudo routes,
+    and routes without requests, left out)."""
+    traffic = route_traffic(app)
+    for row in _per_endpoint(app).values():
+        route = traffic.get(row.route)
+        if row.route not in PSEUDO_ROUTES and route is not None and route.requests:
+            yield row, route
+
+
 def _endpoint_name(row: OutboundRow) -> str:
     return f"{row.method} {row.host}{row.template}"
+
+
+def _evidence(row: OutboundRow, **extra: Any) -> dict[str, Any]:
+    """What every outbound finding shows first: the route, the endpoint, the calls."""
+    return {
+        "route": row.route,
+        "host": row.host,
+        "template": row.template,
+        "method": row.method,
+        "calls": row.count,
+        **extra,
+    }
 
 
 def _http_trace(app: AppData, row: OutboundRow) -> Trace | None:
@@ -41,25 +68,33 @@ def _http_trace(app: AppData, row: OutboundRow) -> Trace | None:
 
 
 def repeated_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
-    """Calls repeating an identical call made earlier in the same request.
+    """Calls repeating an identical call made earlier in the same request, or by
+    another request a few seconds before.
 
-    Reported when repeats are at least ``outbound_min_repeated_share`` of an
-    endpoint's calls from a route; the saving is their time and money.
+    Reported when repeats of both kinds together are at least
+    ``outbound_min_repeated_share`` of an endpoint's calls from a route; the
+    saving is their time and money.
     """
-    traffic = route_traffic(app)
     findings = []
-    for row in _per_endpoint(app).values():
-        route = traffic.get(row.route)
-        if row.route in PSEUDO_ROUTES or route is None or not route.requests or not row.count:
+    for row, route in _endpoints(app):
+        if not row.count:
             continue
-        share = row.repeated / row.count
-        if row.repeated < 2 or share < options.outbound_min_repeated_share:
+        cacheable = row.repeated + row.repeated_across
+        share = cacheable / row.count
+        if cacheable < 2 or share < options.outbound_min_repeated_share:
             continue
         name = _endpoint_name(row)
         mean_s = row.latency.mean_s
         per_request = row.count / route.requests
-        repeats_per_request = row.repeated / route.requests
-        code, language = memoize_code("fetch_" + _identifier(row.template))
+        repeats_per_request = cacheable / route.requests
+        across = row.repeated_across > row.repeated
+        code, language = memoize_code("fetch_" + _identifier(row.template), method=row.method)
+        kinds = (
+            f" ({row.repeated / row.count:.0%} within a request, "
+            f"{row.repeated_across / row.count:.0%} repeating another request's)"
+            if row.repeated_across
+            else ""
+        )
         findings.append(
             Finding(
                 id=finding_id("repeated_outbound", row.route, row.host, row.template, row.method),
@@ -67,33 +102,39 @@ def repeated_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                 severity="high" if row.cost_usd > 0 or repeats_per_request >= 2 else "medium",
                 title=(
                     f"Repeated identical calls on {route.label}: {name} "
-                    f"{per_request:.1f} times per request, {share:.0%} of them repeats"
+                    f"{per_request:.1f} times per request, {share:.0%} of them repeats{kinds}"
                 ),
                 subject=f"{route.label} {name}",
-                evidence={
-                    "route": row.route,
-                    "host": row.host,
-                    "template": row.template,
-                    "method": row.method,
-                    "calls": row.count,
-                    "repeated": row.repeated,
-                    "retries": row.retries,
-                    "calls_per_request": round(per_request, 2),
-                    "repeats_per_request": round(repeats_per_request, 2),
-                    "mean_ms": mean_s * 1000,
-                    "cost_usd": row.cost_usd,
-                    "repeated_cost_usd": row.cost_usd * share,
-                },
+                evidence=_evidence(
+                    row,
+                    repeated=row.repeated,
+                    repeated_across=row.repeated_across,
+                    retries=row.retries,
+                    calls_per_request=round(per_request, 2),
+                    repeats_per_request=round(repeats_per_request, 2),
+                    mean_ms=mean_s * 1000,
+                    cost_usd=row.cost_usd,
+                    repeated_cost_usd=row.cost_usd * share,
+                ),
                 impact=Impact(
                     time_per_request_s=repeats_per_request * mean_s,
                     requests_per_s=route.requests_per_s,
                     usd_per_request=row.cost_usd * share / route.requests,
-                    note="the repeats' time and money, if each identical call is made once",
+                    note=(
+                        "the repeats' time and money, if each identical call is made once"
+                        + (" per flush interval (seconds)" if row.repeated_across else "")
+                    ),
                 ),
                 fix=Fix(
                     summary=(
-                        "Make each identical call once: hoist it out of the loop, or memoize it "
-                        "with a bounded TTL cache (cachetools.TTLCache, functools.lru_cache)."
+                        "Other requests made the identical call seconds before: serve it from "
+                        "a cache shared by requests, a bounded TTL cache keyed by the request "
+                        "(method, URL, body), with a time to live as long as an answer may be "
+                        "stale (cachetools.TTLCache; functools.lru_cache if it never changes)."
+                        if across
+                        else "Make each identical call once: hoist it out of the loop, or "
+                        "memoize it with a bounded TTL cache (cachetools.TTLCache, "
+                        "functools.lru_cache)."
                     ),
                     code=code,
                     language=language,
@@ -112,11 +153,9 @@ def _identifier(template: str) -> str:
 
 def slow_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
     """An outbound endpoint slow at p95 that takes most of a route's time."""
-    traffic = route_traffic(app)
     findings = []
-    for row in _per_endpoint(app).values():
-        route = traffic.get(row.route)
-        if row.route in PSEUDO_ROUTES or route is None or not route.requests or not route.total_s:
+    for row, route in _endpoints(app):
+        if not route.total_s:
             continue
         p95_ms = row.latency.percentile(95) * 1000
         share = row.latency.sum_s / route.total_s
@@ -135,20 +174,16 @@ def slow_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                     f"{share:.0%} of the route's time"
                 ),
                 subject=f"{route.label} {name}",
-                evidence={
-                    "route": row.route,
-                    "host": row.host,
-                    "template": row.template,
-                    "method": row.method,
-                    "calls": row.count,
-                    "errors": row.errors,
-                    "p50_ms": row.latency.percentile(50) * 1000,
-                    "p95_ms": p95_ms,
-                    "share_of_route_time": round(share, 3),
-                    "cost_usd": row.cost_usd,
-                    "cost_per_request_usd": row.cost_usd / route.requests,
-                    "model": row.model,
-                },
+                evidence=_evidence(
+                    row,
+                    errors=row.errors,
+                    p50_ms=row.latency.percentile(50) * 1000,
+                    p95_ms=p95_ms,
+                    share_of_route_time=round(share, 3),
+                    cost_usd=row.cost_usd,
+                    cost_per_request_usd=row.cost_usd / route.requests,
+                    model=row.model,
+                ),
                 impact=Impact(
                     time_per_request_s=per_request_s,
                     requests_per_s=route.requests_per_s,

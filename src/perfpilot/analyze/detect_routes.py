@@ -7,6 +7,7 @@ import time
 from perfpilot.analyze.appdata import AppData
 from perfpilot.analyze.breakdown import merge_by, route_breakdown
 from perfpilot.analyze.findings import Finding, Fix, Impact, finding_id
+from perfpilot.analyze.hotframes import HotFrame, hot_frames, route_samples
 from perfpilot.analyze.options import DiagnoseOptions
 from perfpilot.analyze.remedies import compression_code, profile_code
 from perfpilot.analyze.traffic import PSEUDO_ROUTES
@@ -24,6 +25,11 @@ def cpu_hotspots(app: AppData, options: DiagnoseOptions) -> list[Finding]:
     Application time is what remains of the mean request time after database
     and outbound time; in a threaded server it includes waiting for the GIL, so
     the thresholds ask for both a share and an absolute time per request.
+
+    When the in-app sampler recorded at least ``cpu_min_profile_samples``
+    samples of the route, ``evidence["top_frames"]`` lists its hot functions
+    (:func:`~perfpilot.analyze.hotframes.hot_frames`) and the fix names the
+    hottest application function and line.
     """
     findings = []
     for route in route_breakdown(app.requests):
@@ -34,6 +40,15 @@ def cpu_hotspots(app: AppData, options: DiagnoseOptions) -> list[Finding]:
             continue
         label = f"{route.method} {route.route}"
         code, language = profile_code(label)
+        samples = route_samples(app.profiles, route.route)
+        frames = (
+            hot_frames(app.profiles, route.route)
+            if samples >= options.cpu_min_profile_samples
+            else []
+        )
+        top = next((f for f in frames if f.location is not None), None)
+        if top is not None:
+            code = f"# Hot frame: {top.frame} ({top.self_share:.0%} of the samples)\n" + code
         findings.append(
             Finding(
                 id=finding_id("cpu_hotspot", route.route, route.method),
@@ -42,6 +57,7 @@ def cpu_hotspots(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                 title=(
                     f"CPU hotspot on {label}: {route.app_ms:.0f} ms of application code per "
                     f"request ({share:.0%} of its time)"
+                    + (f", mostly in {_short(top.function)}" if top is not None else "")
                 ),
                 subject=label,
                 evidence={
@@ -54,7 +70,8 @@ def cpu_hotspots(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                     "db_ms": route.db_ms,
                     "outbound_ms": route.outbound_ms,
                     "app_share": round(share, 3),
-                    "top_frames": None,
+                    "profile_samples": samples,
+                    "top_frames": [f.to_dict() for f in frames] or None,
                 },
                 impact=Impact(
                     time_per_request_s=route.app_ms / 1000,
@@ -62,17 +79,34 @@ def cpu_hotspots(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                     note="the route's application time (upper bound of the saving)",
                 ),
                 fix=Fix(
-                    summary=(
-                        "Profile the handler (no profile sample was recorded) and remove the hot "
-                        "loop: push the work into the database or numpy, precompute, or cache."
-                    ),
+                    summary=_hotspot_summary(top),
                     code=code,
                     language=language,
+                    location=None if top is None else top.location,
                 ),
-                confidence=0.6,
+                confidence=0.6 if top is None else 0.8,
             )
         )
     return findings
+
+
+def _short(function: str) -> str:
+    """``create_app.<locals>.stats_similar`` -> ``stats_similar``."""
+    return function.rsplit(".", 1)[-1]
+
+
+def _hotspot_summary(top: HotFrame | None) -> str:
+    if top is None:
+        return (
+            "Profile the handler (no profile sample was recorded) and remove the hot "
+            "loop: push the work into the database or numpy, precompute, or cache."
+        )
+    via = f", mostly inside {top.via}" if top.via else ""
+    return (
+        f"{top.self_share:.0%} of the route's samples are in {_short(top.function)} "
+        f"({top.location}{via}): remove the hot loop there: push the work into the "
+        "database or numpy, precompute, or cache."
+    )
 
 
 def large_responses(app: AppData, options: DiagnoseOptions) -> list[Finding]:

@@ -60,6 +60,8 @@ class DiagnoseOptions:
             hotspot suspect...
         cpu_min_app_ms: ...when that application time is at least this much
             per request.
+        cpu_min_profile_samples: Stack samples of a route needed before its
+            top frames are named.
         large_response_bytes: Mean response body size from which an
             uncompressed response is reported.
         min_requests: Requests a route needs before route-level detectors judge it.
@@ -97,6 +99,7 @@ class DiagnoseOptions:
     memory_warmup_share: float = 0.2
     cpu_min_app_share: float = 0.5
     cpu_min_app_ms: float = 25.0
+    cpu_min_profile_samples: int = 20
     large_response_bytes: int = 100_000
     min_requests: int = 5
     error_min_rate: float = 0.01

@@ -87,19 +87,32 @@ def select_columns_code(sql: str) -> tuple[str, str]:
     return f"-- Name the columns the code reads instead of *:\n{replaced}", "sql"
 
 
-def memoize_code(name: str, ttl_s: int = 300) -> tuple[str, str]:
-    """A per-process TTL cache around a function that makes an outbound call."""
-    code = f"""# Make the identical call once: compute it once per request (outside the loop),
-# or memoize it across requests with a bounded, expiring cache.
+def memoize_code(name: str, ttl_s: int = 300, method: str = "POST") -> tuple[str, str]:
+    """A per-process TTL cache around a function that makes an outbound call,
+    keyed by what makes calls identical (method and URL fixed, the payload)."""
+    send = (
+        "client.get(URL, params=payload, timeout=10.0)"
+        if method.upper() in ("GET", "HEAD", "DELETE")
+        else f"client.request({method.upper()!r}, URL, json=payload, timeout=10.0)"
+        if method.upper() != "POST"
+        else "client.post(URL, json=payload, timeout=10.0)"
+    )
+    code = f"""# Make the identical call once: hoist it out of the loop (once per request),
+# or memoize it across requests with a bounded, expiring cache keyed by the payload.
+import json
+
 import cachetools  # pip install cachetools
 
 _{name}_cache: cachetools.TTLCache = cachetools.TTLCache(maxsize=10_000, ttl={ttl_s})
 
-@cachetools.cached(_{name}_cache)
-def {name}(text: str) -> list[float]:
-    return client.post(URL, json={{"input": text}}).json()["data"][0]["embedding"]
+@cachetools.cached(_{name}_cache, key=lambda payload: json.dumps(payload, sort_keys=True))
+def {name}(payload: dict) -> dict:
+    response = {send}
+    response.raise_for_status()
+    return response.json()
 
-# Standard library only, no expiry: functools.lru_cache(maxsize=10_000)
+# Standard library only, no expiry: functools.lru_cache(maxsize=10_000) on a function
+# of hashable arguments (e.g. the payload's JSON text).
 """
     return code, "python"
 
@@ -123,16 +136,20 @@ with ThreadPoolExecutor(max_workers=4) as pool:
 
 def slow_call_code(ttl_s: int = 3600) -> tuple[str, str]:
     """Keep a slow (and often paid) call off the hot path: cache by input, bound its time."""
-    code = f"""# The same input gives the same answer: cache it by input, and bound the wait.
-import cachetools
+    code = f"""# The same request gives the same answer: cache it by payload, and bound the wait.
+import json
+
+import cachetools  # pip install cachetools
 
 _answers: cachetools.TTLCache = cachetools.TTLCache(maxsize=10_000, ttl={ttl_s})
 
-def summary_for(product_id: int, prompt: str) -> str:
-    answer = _answers.get(product_id)
+def call_api(payload: dict) -> dict:
+    key = json.dumps(payload, sort_keys=True)
+    answer = _answers.get(key)
     if answer is None:
-        response = client.post(URL, json=payload(prompt), timeout=2.0)  # never wait forever
-        answer = _answers[product_id] = response.json()["choices"][0]["message"]["content"]
+        response = client.post(URL, json=payload, timeout=2.0)  # never wait forever
+        response.raise_for_status()
+        answer = _answers[key] = response.json()
     return answer
 
 # Answers that must be fresh: compute them in a background job and serve the stored result.

@@ -35,7 +35,7 @@ BOOTSTRAP_DIR = str(Path(__file__).resolve().parent / "bootstrap")
 
 _PYTHON_NAME = re.compile(r"^(python|pypy)[0-9.]*[mdt]?(\.exe)?$")
 _EXPORTED = ("store", "service", "flush_interval_s", "slow_request_ms", "trace_sample_rate",
-             "server_timing", "prices")  # fmt: skip
+             "server_timing", "prices", "profile_interval_ms")  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

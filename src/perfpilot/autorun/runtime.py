@@ -153,7 +153,12 @@ def serving() -> Any:
             from perfpilot.instrument import start_flusher
 
             conf = settings()
-            state.flusher = start_flusher(recorder, conf.store, conf.flush_interval_s)
+            state.flusher = start_flusher(
+                recorder,
+                conf.store,
+                conf.flush_interval_s,
+                profile_interval_ms=conf.profile_interval_ms,
+            )
         return recorder
 
 

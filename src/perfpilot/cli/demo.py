@@ -66,7 +66,11 @@ def run(args: argparse.Namespace) -> int:
 def write_report(
     console: Console, store_path: str, since: float, result: LoadResult, work_dir: str
 ) -> Path:
-    """Diagnose the demo, write its HTML report into ``work_dir``, print the top findings."""
+    """Diagnose the demo, write its report into ``work_dir``, print the top findings.
+
+    The report goes to ``report.html`` and, for tools and tests, to ``report.json``
+    (the versioned JSON rendering); the HTML path is returned.
+    """
     from perfpilot.atomic import write_bytes_atomic
     from perfpilot.report.collect import window_report
     from perfpilot.report.render import render
@@ -76,6 +80,7 @@ def write_report(
         report = window_report(store, start=since, end=time.time(), load=result, service="demo")
     path = Path(work_dir) / "report.html"
     write_bytes_atomic(path, render(report, "html").encode("utf-8"))
+    write_bytes_atomic(path.with_suffix(".json"), render(report, "json").encode("utf-8"))
     console.print(f"report: {path}", markup=False, highlight=False)
     for i, finding in enumerate(report.findings[:5], start=1):
         console.print(f"  {i}. {finding.title}", markup=False, highlight=False)

@@ -4,21 +4,24 @@ Example:
     $ perfpilot report --since 1h                      # the last hour, in the terminal
     $ perfpilot report --run 42 -o report.html         # one load run, as one HTML file
     $ perfpilot report --since 30m --format markdown >> "$GITHUB_STEP_SUMMARY"
+    $ perfpilot report --since 1h --db postgresql://app@db/shop -o report.html
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from rich.console import Console
 
+from perfpilot.cli.options import number_type, write_document
 from perfpilot.config import load_settings
 from perfpilot.errors import EXIT_OK, UsageError
 from perfpilot.load.durations import parse_duration
 from perfpilot.report.render import FORMATS, format_for_path
 
 DEFAULT_SINCE = "1h"
+
+_run_id = number_type(int, what="a run id", valid=lambda value: value >= 1)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,6 +45,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--store", metavar="URL", help="store path or URL (default .perfpilot/perfpilot.db)"
     )
+    p.add_argument(
+        "--db",
+        metavar="DSN",
+        help=(
+            "also advise on the window's recorded queries against this database "
+            "(postgresql://user@host/db or a SQLite file) and check its health, read-only"
+        ),
+    )
     p.add_argument("-o", "--out", metavar="FILE", help="write the report here (atomically)")
     p.add_argument(
         "--format",
@@ -62,7 +73,6 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
         ConfigError: A malformed duration.
         StoreError: The store is missing or unreadable, or has no such run.
     """
-    from perfpilot.atomic import write_bytes_atomic
     from perfpilot.report.collect import collect_report
     from perfpilot.report.render import render
     from perfpilot.report.terminal import print_report
@@ -76,27 +86,12 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
             raise UsageError("--since must be longer than zero")
     settings = load_settings({"store": args.store})
     with open_store(settings.store, create=False) as store:
-        report = collect_report(store, run_id=args.run, since=since, service=args.service)
+        report = collect_report(
+            store, run_id=args.run, since=since, service=args.service, database=args.db
+        )
     out = console or Console()
-    if args.out:
-        document = render(report, name).encode("utf-8")
-        try:
-            write_bytes_atomic(args.out, document)
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-        out.print(f"report written to {args.out}", markup=False, highlight=False)
-    elif name == "terminal":
+    if name == "terminal" and not args.out:
         print_report(report, out)
     else:
-        sys.stdout.write(render(report, name))
+        write_document(render(report, name), args.out, out)
     return EXIT_OK
-
-
-def _run_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a run id, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a run id, got {value}")
-    return value

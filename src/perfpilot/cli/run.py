@@ -47,6 +47,13 @@ def register(subparsers: Any) -> None:
         help="seconds between writes to the store (default 5)",
     )
     parser.add_argument("--prices", metavar="PATH", help="price table for outbound API calls")
+    parser.add_argument(
+        "--profile-interval",
+        type=float,
+        metavar="MS",
+        help="milliseconds between stack samples of the threads serving requests "
+        "(default 10; 0 turns the sampler off)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
     parser.set_defaults(handler=run)
 
@@ -64,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             "trace_sample_rate": args.sample_rate,
             "flush_interval_s": args.flush_interval,
             "prices": args.prices,
+            "profile_interval_ms": args.profile_interval,
         },
     )
     exec_launch(launch)

@@ -167,9 +167,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
 )
 
-# The seeded memory leak: every distinct key adds a rendered report (several KB)
-# that is never evicted. Deliberately module-level, as such caches usually are.
-_REPORT_CACHE: dict[str, bytes] = {}
+
+@dataclasses.dataclass(frozen=True)
+class _CachedReport:
+    """A report as the cache keeps it: its rows (for other renderings) and its JSON."""
+
+    rows: list[dict[str, Any]]
+    body: bytes
+
+
+# The seeded memory leak: every distinct key adds a report (its rows and its
+# rendered JSON, about 100 KB) that is never evicted. Deliberately module-level,
+# as such caches usually are.
+_REPORT_CACHE: dict[str, _CachedReport] = {}
 
 
 class _Work:
@@ -426,11 +436,11 @@ def create_app(db_path: str, llm_url: str, *, llm_timeout_s: float = 10.0) -> St
 
     def report_cached(request: Request) -> Response:
         key = _required_param(request, "key")
-        body = _REPORT_CACHE.get(key)
-        perfpilot.cache_event("report_cache", hit=body is not None)
-        if body is not None:
+        cached = _REPORT_CACHE.get(key)
+        perfpilot.cache_event("report_cache", hit=cached is not None)
+        if cached is not None:
             return Response(
-                body,
+                cached.body,
                 media_type="application/json",
                 headers={
                     CACHE_HEADER: "hit",
@@ -444,7 +454,10 @@ def create_app(db_path: str, llm_url: str, *, llm_timeout_s: float = 10.0) -> St
             offset_days = 700 * (zlib.crc32(key.encode()) % 1000) // 1000
             rows = w.sql(
                 "SELECT substr(created_at, 1, 10) AS day, status, COUNT(*) AS orders,"
-                " SUM(total_cents) AS revenue_cents, AVG(total_cents) AS avg_order_cents"
+                " COUNT(DISTINCT customer_id) AS customers, SUM(total_cents) AS revenue_cents,"
+                " AVG(total_cents) AS avg_order_cents, MIN(total_cents) AS min_order_cents,"
+                " MAX(total_cents) AS max_order_cents, MIN(created_at) AS first_order_at,"
+                " MAX(created_at) AS last_order_at"
                 " FROM orders WHERE created_at >= date(?, ?) AND created_at < date(?, ?)"
                 " GROUP BY day, status ORDER BY day, status",
                 (
@@ -454,11 +467,12 @@ def create_app(db_path: str, llm_url: str, *, llm_timeout_s: float = 10.0) -> St
                     f"+{offset_days + REPORT_WINDOW_DAYS} days",
                 ),
             )
+            report = [dict(r) for r in rows]
             body = json.dumps(
-                {"key": key, "window_days": REPORT_WINDOW_DAYS, "rows": [dict(r) for r in rows]},
+                {"key": key, "window_days": REPORT_WINDOW_DAYS, "rows": report},
                 separators=(",", ":"),
             ).encode()
-            _REPORT_CACHE[key] = body
+            _REPORT_CACHE[key] = _CachedReport(report, body)
             return Response(
                 body,
                 media_type="application/json",

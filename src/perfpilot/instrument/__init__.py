@@ -44,6 +44,7 @@ def instrument(
     server_timing: bool | None = None,
     flush_interval_s: float | None = None,
     prices: str | None = None,
+    profile_interval_ms: float | None = None,
     recorder: Recorder | None = None,
     hooks: bool = True,
     flush: bool = True,
@@ -59,6 +60,8 @@ def instrument(
         server_timing: Add ``Server-Timing`` and ``X-Response-Time`` headers.
         flush_interval_s: Seconds between writes to the store.
         prices: Path of a TOML price table for outbound API calls.
+        profile_interval_ms: Milliseconds between stack samples of the threads
+            serving requests (default from settings: 10); 0 turns it off.
         recorder: Use this recorder (tests); one is made otherwise.
         hooks: Install the SQL, outbound HTTP and cache hooks.
         flush: Start the background flusher (tests may drive it by hand).
@@ -71,8 +74,8 @@ def instrument(
     """
     try:
         return _instrument(
-            app, store, service, server_timing, flush_interval_s, prices, recorder, hooks, flush,
-            environ,
+            app, store, service, server_timing, flush_interval_s, prices, profile_interval_ms,
+            recorder, hooks, flush, environ,
         )  # fmt: skip
     except Exception as exc:  # never break the app's start-up
         warn_once("instrument", "perfpilot: not instrumented (%r); the app runs as is", exc)
@@ -86,6 +89,7 @@ def _instrument(
     server_timing: bool | None,
     flush_interval_s: float | None,
     prices: str | None,
+    profile_interval_ms: float | None,
     recorder: Recorder | None,
     hooks: bool,
     flush: bool,
@@ -101,6 +105,7 @@ def _instrument(
         "server_timing": server_timing,
         "flush_interval_s": flush_interval_s,
         "prices": prices,
+        "profile_interval_ms": profile_interval_ms,
     }
     try:
         settings = load_settings(overrides, environ=environ)
@@ -125,7 +130,12 @@ def _instrument(
     if hooks:
         install_hooks(settings.prices)
     if flush:
-        flusher = start_flusher(rec, settings.store, settings.flush_interval_s)
+        flusher = start_flusher(
+            rec,
+            settings.store,
+            settings.flush_interval_s,
+            profile_interval_ms=settings.profile_interval_ms,
+        )
         if isinstance(wrapped, PerfpilotASGIMiddleware):
             # ASGI servers may exit without atexit: flush at lifespan shutdown
             wrapped.on_shutdown = flusher.stop
@@ -195,8 +205,11 @@ def install_hooks(prices: str | None = None) -> list[str]:
     return installed
 
 
-def start_flusher(recorder: Recorder, store: str, interval_s: float) -> Any:
-    """Start the background thread that writes the recorder's data to ``store``."""
+def start_flusher(
+    recorder: Recorder, store: str, interval_s: float, *, profile_interval_ms: float = 0.0
+) -> Any:
+    """Start the background thread that writes the recorder's data to ``store``,
+    and the stack sampler every ``profile_interval_ms`` (none when 0)."""
     from perfpilot.instrument.flusher import Flusher
     from perfpilot.instrument.sink import StoreSink
 
@@ -210,6 +223,14 @@ def start_flusher(recorder: Recorder, store: str, interval_s: float) -> Any:
     from perfpilot.instrument.fingerprint import fingerprint
     from perfpilot.instrument.totals import process_totals
 
+    profiler = None
+    if profile_interval_ms > 0:
+        try:
+            from perfpilot.instrument.profiler import Profiler
+
+            profiler = Profiler(profile_interval_ms / 1000)
+        except Exception as exc:
+            warn_once("profiler", "perfpilot: no stack sampling: %r", exc)
     flusher = Flusher(
         recorder,
         StoreSink(store),
@@ -217,6 +238,7 @@ def start_flusher(recorder: Recorder, store: str, interval_s: float) -> Any:
         interval_s=interval_s,
         sampler=sampler,
         observers=[process_totals().add],
+        profiler=profiler,
     )
     flusher.start()
     return flusher

@@ -23,6 +23,7 @@ from perfpilot.app_records import (
     CacheRow,
     OutboundRow,
     PoolRow,
+    ProfileRow,
     QueryRow,
     RequestRow,
     Span,
@@ -30,6 +31,7 @@ from perfpilot.app_records import (
     UnitRow,
 )
 from perfpilot.instrument.context import warn_once
+from perfpilot.instrument.profiler import Profiler
 from perfpilot.instrument.recorder import Interval, Recorder
 
 Sink = Callable[[AppSnapshot], None]
@@ -49,6 +51,8 @@ class Flusher:
         sampler: Called once per interval for a resource sample (or ``None``).
         observers: Called with every snapshot built (e.g. the Prometheus
             totals), in the flusher's thread, before it is written.
+        profiler: The stack sampler whose counts go into each snapshot; the
+            flusher starts it, stops it and restarts it after a fork.
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class Flusher:
         max_pending: int = 60,
         sampler: Callable[[], Any] | None = None,
         observers: Sequence[Callable[[AppSnapshot], None]] = (),
+        profiler: Profiler | None = None,
     ) -> None:
         self.recorder = recorder
         self.sink = sink
@@ -69,6 +74,7 @@ class Flusher:
         self.max_pending = max_pending
         self.sampler = sampler
         self.observers = list(observers)
+        self.profiler = profiler
         self.pending: collections.deque[AppSnapshot] = collections.deque()
         self.written = 0
         self._stop = threading.Event()
@@ -87,6 +93,7 @@ class Flusher:
             self._stopped = False
             self._thread = threading.Thread(target=self._run, name="perfpilot-flusher", daemon=True)
             self._thread.start()
+            self._start_profiler()
             if self._registered:  # a forked child inherits both registrations
                 return
             self._registered = True
@@ -106,6 +113,8 @@ class Flusher:
                 return
             self._stopped = True
         self._stop.set()
+        if self.profiler is not None:
+            self.profiler.stop()
         thread = self._thread
         if thread is None or not thread.is_alive():
             self.flush()  # never started (or gone): flush from here
@@ -120,6 +129,8 @@ class Flusher:
         # the child has the parent's memory but not its thread; the parent
         # flushes its own events, the child starts afresh
         self.recorder.reset_after_fork()
+        if self.profiler is not None:
+            self.profiler.after_fork()
         self.pending = collections.deque()
         reset_sink = getattr(self.sink, "after_fork", None)
         if reset_sink is not None:  # e.g. a store connection must not cross a fork
@@ -132,6 +143,13 @@ class Flusher:
         self._stop = threading.Event()
         self._stopped = False
         self.start()
+
+    def _start_profiler(self) -> None:
+        if self.profiler is not None:
+            try:
+                self.profiler.start()
+            except Exception as exc:  # no thread to spare: run without profiles
+                warn_once("profiler-start", "perfpilot: no stack sampling: %r", exc)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -169,7 +187,14 @@ class Flusher:
                 self.recorder.drop("snapshots")
 
     def build(self, interval: Interval) -> AppSnapshot:
-        """Turn a raw interval into a snapshot: fingerprint SQL, redact literals."""
+        """Turn a raw interval into a snapshot: fingerprint SQL, redact literals;
+        the profiler's samples since the last snapshot go with it."""
+        profiles: tuple[ProfileRow, ...] = ()
+        drops = dict(interval.drops)
+        if self.profiler is not None:
+            profiles, profile_drops = self.profiler.collect()
+            for kind, n in profile_drops.items():
+                drops[kind] = drops.get(kind, 0) + n
         fingerprint = self._fingerprint
         queries: dict[tuple[str, str, str], Any] = {}
         for (sql, route, db), agg in interval.queries.items():
@@ -232,6 +257,7 @@ class Flusher:
                     a.completion_tokens,
                     a.model,
                     a.repeated,
+                    a.repeated_across,
                 )
                 for (host, template, method, sc, route), a in interval.outbound.items()
             ),
@@ -249,7 +275,8 @@ class Flusher:
             ),
             resources=tuple(interval.resources),
             traces=tuple(self._trace(t) for t in interval.traces),
-            drops=dict(interval.drops),
+            drops=drops,
+            profiles=profiles,
         )
 
     def _fingerprint(self, sql: str, db: str) -> tuple[str, str]:

@@ -17,14 +17,18 @@ What is never done or kept:
   ``retries`` when that earlier one failed. Streamed request bodies are not
   hashed (no identity).
 * Bodies are parsed only for calls matching a usage-priced (``openai``) rule,
-  only when JSON (never ``text/event-stream``), and never for streamed
-  responses (httpx and requests ``stream=True``): their bytes in come from
-  ``Content-Length`` and they are priced without usage.
-* aiohttp returns before the body is read, so ``bytes_in`` is its
-  ``Content-Length`` and the duration ends at the response headers; for calls
-  matching a usage-priced rule the hook reads the body itself
-  (``await resp.read()``, which aiohttp keeps for the app) and the duration
-  includes it.
+  and only when JSON or server-sent events.
+* Streamed responses (httpx ``client.stream(...)`` or ``stream=True``, requests
+  ``stream=True``, aiohttp ``text/event-stream`` answers) are never read by the
+  hook: :mod:`~perfpilot.instrument.streams` watches the chunks as the app
+  reads them and records the call when the body ends, is closed, or is
+  garbage collected, with usage from the final server-sent event
+  (``stream_options: {"include_usage": true}``) in bounded memory.
+* Other aiohttp answers: aiohttp returns before the body is read, so
+  ``bytes_in`` is its ``Content-Length`` and the duration ends at the response
+  headers; for calls matching a usage-priced rule with a JSON answer the hook
+  reads the body itself (``await resp.read()``, which aiohttp keeps for the
+  app) and the duration includes it.
 
 Only calls answered below 400 cost anything.
 
@@ -48,6 +52,8 @@ from urllib.parse import urlsplit
 from perfpilot.instrument.context import active, current_request, perf, warn_once
 from perfpilot.instrument.cost import PriceTable, Rule, Usage, default_prices, extract_usage
 from perfpilot.instrument.recorder import Recorder
+from perfpilot.instrument.sse import body_kind
+from perfpilot.instrument.streams import StreamWatch, watch_aiohttp, watch_httpx, watch_requests
 from perfpilot.instrument.templates import path_template
 
 MARK = "__perfpilot__"
@@ -260,17 +266,22 @@ def _httpx_done(recorder: Recorder, request: Any, response: Any, start: float, s
         bytes_in = 0
         rule = None
         body = None
+        identity = None if sent is None else _identity(method, str(url), sent)
         if response is not None:
             status = response.status_code
             rule = _rule(host, path, status)
             if stream:
-                bytes_in = _int(response.headers.get("content-length"))
-            else:
-                received = response.content
-                bytes_in = len(received)
-                if _wants_body(rule, response.headers):
-                    body = received
-        identity = None if sent is None else _identity(method, str(url), sent)
+                headers = response.headers
+                watch = StreamWatch(
+                    recorder, method, host, path, status, start, bytes_out, identity, rule,
+                    headers.get("content-type"), headers.get("content-encoding"),
+                )  # fmt: skip
+                watch_httpx(response, watch)
+                return
+            received = response.content
+            bytes_in = len(received)
+            if _wants_body(rule, response.headers):
+                body = received
         _report(recorder, method, host, path, status, start, end, bytes_in, bytes_out, rule,
                 body, identity)  # fmt: skip
     except Exception as exc:
@@ -330,18 +341,22 @@ def _requests_done(
         bytes_in = 0
         rule = None
         body = None
+        streamed_body = request.body is not None and sent is None
+        identity = None if streamed_body else _identity(method, full_url, sent)
         if response is not None:
             status = response.status_code
             rule = _rule(host, path, status)
             if stream:
-                bytes_in = _int(response.headers.get("Content-Length"))
-            else:
-                received = response.content
-                bytes_in = len(received) if received else 0
-                if _wants_body(rule, response.headers):
-                    body = received
-        streamed_body = request.body is not None and sent is None
-        identity = None if streamed_body else _identity(method, full_url, sent)
+                watch = StreamWatch(
+                    recorder, method, host, path, status, start, bytes_out, identity, rule,
+                    response.headers.get("Content-Type"),
+                )  # fmt: skip
+                watch_requests(response, watch)
+                return
+            received = response.content
+            bytes_in = len(received) if received else 0
+            if _wants_body(rule, response.headers):
+                body = received
         _report(recorder, method, host, path, status, start, end, bytes_in, bytes_out, rule,
                 body, identity)  # fmt: skip
     except Exception as exc:
@@ -428,6 +443,14 @@ async def _aiohttp_done(
             bytes_out = _int(sent_length)
         status = response.status
         rule = _rule(host, path, status)
+        content_type = response.headers.get("Content-Type")
+        if body_kind(content_type) == "sse":
+            watch = StreamWatch(
+                recorder, method, host, path, status, start, bytes_out, identity, rule,
+                content_type,
+            )  # fmt: skip
+            watch_aiohttp(response, watch)
+            return
         body = None
         bytes_in = response.content_length or 0
         if _wants_body(rule, response.headers):

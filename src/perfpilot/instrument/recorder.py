@@ -8,7 +8,9 @@ interval out for the flusher thread, which turns it into an
 
 Bounds: at most ``max_keys`` keys per table per interval (further keys fold
 into ``<other>`` and are counted in ``drops``), at most ``max_traces`` traces per
-interval, at most ``MAX_EVENTS_PER_REQUEST`` buffered events per request.
+interval, at most ``MAX_EVENTS_PER_REQUEST`` buffered events per request, at
+most ``max_identities`` outbound-call identities remembered per interval for
+spotting identical calls across requests.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class OutboundAgg:
         "model",
         "prompt_tokens",
         "repeated",
+        "repeated_across",
         "retries",
     )
 
@@ -135,6 +138,7 @@ class OutboundAgg:
         self.completion_tokens = 0
         self.model: str | None = None
         self.repeated = 0
+        self.repeated_across = 0
 
 
 class Interval:
@@ -151,6 +155,9 @@ class Interval:
         self.resources: list[Any] = []
         self.pools: dict[str, list[float]] = {}
         self.drops: dict[str, int] = {}
+        # identities (hash of method, URL, body) of successful outbound calls
+        # made inside requests, for spotting identical calls across requests
+        self.identities: set[Any] = set()
 
 
 class Recorder:
@@ -164,6 +171,10 @@ class Recorder:
             traced (an N+1 suspect).
         max_keys: Keys per table per interval before folding into ``<other>``.
         max_traces: Traces per interval.
+        max_identities: Outbound-call identities remembered per interval
+            (about 100 bytes each) to count identical calls across requests;
+            past it, new identities are not remembered and are counted in
+            ``drops`` as ``outbound_identities``.
         seed: Seed of the sampler (tests).
     """
 
@@ -176,6 +187,7 @@ class Recorder:
         repeat_threshold: int = 5,
         max_keys: int = 2000,
         max_traces: int = 100,
+        max_identities: int = 10_000,
         seed: int | None = None,
     ) -> None:
         self.service = service
@@ -184,6 +196,7 @@ class Recorder:
         self.repeat_threshold = repeat_threshold
         self.max_keys = max_keys
         self.max_traces = max_traces
+        self.max_identities = max_identities
         self._lock = threading.Lock()
         self._random = random.Random(seed).random
         self._interval = Interval(time.time())
@@ -313,6 +326,7 @@ class Recorder:
         completion_tokens: int = 0,
         model: str | None = None,
         identity: Any = None,
+        route: str | None = None,
     ) -> None:
         """Record one outbound HTTP call.
 
@@ -330,16 +344,20 @@ class Recorder:
             completion_tokens: Token usage, when the API reports it.
             model: Model name, when the API reports it.
             identity: A hashable key of (method, URL, body) for spotting
-                repeated identical calls within a request.
+                identical calls within a request and across requests (the
+                hooks give one only inside a request).
+            route: Record the call under this route, outside any request:
+                for a streamed response that ended after its request did, or
+                in another context (see ``instrument/streams.py``).
         """
         event = (
             method, host, template, status, duration, bytes_in, bytes_out, cost,
             prompt_tokens, completion_tokens, model, identity,
         )  # fmt: skip
-        ctx = current_request.get()
+        ctx = current_request.get() if route is None else None
         if ctx is None:
             with self._lock:
-                self._add_calls(self._interval, ((*event, 0.0),), NO_ROUTE)
+                self._add_calls(self._interval, ((*event, 0.0),), route or NO_ROUTE)
             return
         ctx.out_time += duration
         ctx.out_count += 1
@@ -489,9 +507,17 @@ class Recorder:
         return total
 
     def _add_calls(self, interval: Interval, calls: Iterable[tuple[Any, ...]], route: str) -> None:
+        """Add one request's calls (or calls made outside requests) to the interval.
+
+        A call is ``repeated`` when its identity matches an earlier call of the
+        same batch (the same request), else ``repeated_across`` when it matches
+        a successful call of an earlier request of the interval.
+        """
         table = interval.outbound
         seen: set[Any] = set()
         failed: set[Any] = set()  # identities whose last call failed
+        known = interval.identities  # other requests' successful calls
+        remember: list[Any] = []
         for call in calls:
             (method, host, template, status, duration, b_in, b_out, cost,
              p_tokens, c_tokens, model, identity, _start) = call  # fmt: skip
@@ -520,10 +546,24 @@ class Recorder:
                         agg.retries += 1
                 else:
                     seen.add(identity)
+                    if identity in known:
+                        agg.repeated_across += 1
                 if status == 0 or status >= 500 or status in _RETRYABLE:
                     failed.add(identity)
                 else:
                     failed.discard(identity)
+                    if status < 400:
+                        remember.append(identity)
+        # only now: calls of this request must not count as repeats "across"
+        room = self.max_identities - len(known)
+        for identity in remember:
+            if identity in known:
+                continue
+            if room <= 0:
+                self._count_drop(interval, "outbound_identities")
+                continue
+            known.add(identity)
+            room -= 1
 
     def _add_cache_events(
         self, interval: Interval, events: Iterable[tuple[str, str, str, bool, float]], route: str

@@ -5,8 +5,12 @@ Raw paths would give one key per id; templates give one per endpoint.
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
+import weakref
+from collections.abc import Callable
+from types import CodeType
 from typing import Any
 
 from perfpilot.instrument.context import current_request, warn_once
@@ -15,6 +19,12 @@ from perfpilot.instrument.recorder import UNMATCHED
 _DJANGO_CONVERTER = re.compile(r"<(?:[^>:]+:)?([^>]+)>")
 _FLASK_CONVERTER = re.compile(r"<(?:[^>:]+:)?([^>]+)>")
 _STARLETTE_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
+
+# The Starlette route resolvers alive in this process, for the stack sampler
+# (perfpilot.instrument.profiler): a sync endpoint runs in a worker thread
+# whose stack holds no middleware frame, so its route is found from the code
+# object of the endpoint function instead. Filled once per app, never per request.
+_resolvers: weakref.WeakSet[StarletteRoutes] = weakref.WeakSet()
 
 
 class StarletteRoutes:
@@ -34,6 +44,7 @@ class StarletteRoutes:
         self._known: list[Any] = []
         self._lock = threading.Lock()
         self._rebuilt_for: set[int] = set()
+        _resolvers.add(self)
 
     def __call__(self, scope: Any) -> str | None:
         """The template of the route that served ``scope``, or ``<unmatched>``."""
@@ -58,7 +69,11 @@ class StarletteRoutes:
                 self._rebuilt_for.add(id(endpoint))
                 self._known.append(endpoint)
                 mapping: dict[int, tuple[Any, str]] = {}
-                _walk_starlette(getattr(self.app, "routes", []), "", mapping)
+                _walk_starlette(
+                    getattr(self.app, "routes", []),
+                    "",
+                    lambda obj, path: mapping.setdefault(id(obj), (obj, path)),
+                )
                 for key, (obj, path) in mapping.items():
                     if key not in self._by_endpoint:
                         self._known.append(obj)
@@ -70,13 +85,77 @@ class StarletteRoutes:
                 template = self._by_endpoint[id(endpoint)] = f"<{name}>"
             return template
 
+    def endpoint_codes(self) -> dict[CodeType, str | None]:
+        """The code object of each endpoint function (and of each method of an
+        endpoint class) with its route template; ``None`` for a code object
+        that serves several templates (one function under two paths, or a
+        decorator's wrapper that does not keep ``__wrapped__``)."""
+        found: list[tuple[Any, str]] = []
+        _walk_starlette(
+            getattr(self.app, "routes", []), "", lambda obj, path: found.append((obj, path))
+        )
+        codes: dict[CodeType, str | None] = {}
+        for endpoint, template in found:
+            if template == UNMATCHED:
+                continue
+            for code in _codes_of(endpoint):
+                if codes.get(code, template) != template:
+                    codes[code] = None
+                else:
+                    codes[code] = template
+        return codes
 
-def _walk_starlette(routes: Any, prefix: str, mapping: dict[int, tuple[Any, str]]) -> None:
+
+def _codes_of(endpoint: Any) -> list[CodeType]:
+    """The code objects that run a Starlette endpoint: the function (unwrapped),
+    or the HTTP-method functions of an ``HTTPEndpoint`` class."""
+    if inspect.isclass(endpoint):
+        functions = [
+            getattr(endpoint, name, None)
+            for name in ("get", "head", "post", "put", "patch", "delete", "options")
+        ]
+    else:
+        functions = [endpoint]
+    codes = []
+    for wrapped in functions:
+        if wrapped is None:
+            continue
+        try:
+            function = inspect.unwrap(wrapped)
+        except ValueError:  # a __wrapped__ cycle
+            function = wrapped
+        code = getattr(function, "__code__", None)
+        if isinstance(code, CodeType):
+            codes.append(code)
+    return codes
+
+
+def endpoint_routes() -> dict[CodeType, str | None]:
+    """The code objects of the endpoints of every Starlette/FastAPI app that
+    perfpilot resolves routes for in this process, with their route templates
+    (``None``: ambiguous); see :meth:`StarletteRoutes.endpoint_codes`."""
+    codes: dict[CodeType, str | None] = {}
+    for _ in range(3):  # the set may change while it is iterated (a new app)
+        try:
+            resolvers = list(_resolvers)
+            break
+        except RuntimeError:
+            continue
+    else:
+        return codes
+    for resolver in resolvers:
+        for code, template in resolver.endpoint_codes().items():
+            codes[code] = template if codes.get(code, template) == template else None
+    return codes
+
+
+def _walk_starlette(routes: Any, prefix: str, add: Callable[[Any, str], Any]) -> None:
+    """Call ``add(endpoint or app, template)`` for every route, depth first."""
     for route in routes:
         endpoint = getattr(route, "endpoint", None)
         if endpoint is not None:
             path = getattr(route, "path_format", None) or getattr(route, "path", None) or ""
-            mapping.setdefault(id(endpoint), (endpoint, prefix + str(path)))
+            add(endpoint, prefix + str(path))
             continue
         # a Mount (path_format ends in "/{path}"; its own path is the prefix)
         mount = _STARLETTE_PARAM.sub(r"{\1}", str(getattr(route, "path", "") or ""))
@@ -84,10 +163,10 @@ def _walk_starlette(routes: Any, prefix: str, mapping: dict[int, tuple[Any, str]
         app = getattr(route, "app", None)
         if children:
             if app is not None:  # the mounted router is the endpoint only when nothing matched
-                mapping.setdefault(id(app), (app, UNMATCHED))
-            _walk_starlette(children, prefix + mount, mapping)
+                add(app, UNMATCHED)
+            _walk_starlette(children, prefix + mount, add)
         elif app is not None:  # an opaque mounted app (static files...)
-            mapping.setdefault(id(app), (app, prefix + mount + "/{path}"))
+            add(app, prefix + mount + "/{path}")
 
 
 def flask_route_hook() -> None:

@@ -17,6 +17,9 @@ from typing import Any
 
 from perfpilot.analyze.appdata import AppData
 from perfpilot.analyze.breakdown import (
+    CacheHitRate,
+    OutboundSummary,
+    RouteBreakdown,
     cache_hit_rates,
     merge_by,
     outbound_summary,
@@ -27,58 +30,35 @@ from perfpilot.report.flat import FlatRecord
 
 
 @dataclasses.dataclass(frozen=True)
-class RouteTime(FlatRecord):
+class RouteTime(RouteBreakdown, FlatRecord):
     """One route: how much time it takes and where that time goes.
 
+    The fields of :class:`~perfpilot.analyze.breakdown.RouteBreakdown` (for a
+    load request name, ``method`` is "" and there is no split), and:
+
     Attributes:
-        route: Route template (or load request name).
-        method: HTTP method ("" for a load request name).
-        requests: Requests served.
-        errors: Failed requests.
-        p50_ms: Median latency.
-        p95_ms: 95th percentile latency.
-        p99_ms: 99th percentile latency.
-        mean_ms: Mean latency.
-        app_ms: Mean time per request in application code (what is left).
-        db_ms: Mean time per request in the database.
-        outbound_ms: Mean time per request in outbound HTTP calls.
         total_s: Time spent serving the route, over all requests.
         share: ``total_s`` as a 0..1 share of all routes' time.
-        queries_per_request: Database calls per request.
-        outbound_per_request: Outbound calls per request.
-        cache_lookups_per_request: Cache lookups per request.
-        cache_hit_rate: Hits per lookup (0..1), ``None`` without lookups.
-        cost_per_request_usd: Outbound money per request.
-        cost_usd: Outbound money, over all requests.
         split_known: Whether the app/db/outbound split was measured (in-app
             data) or not (load run only: all of ``mean_ms`` is in ``app_ms``).
     """
 
-    route: str
-    method: str
-    requests: int
-    errors: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    mean_ms: float
-    app_ms: float
-    db_ms: float
-    outbound_ms: float
     total_s: float
     share: float
-    queries_per_request: float = 0.0
-    outbound_per_request: float = 0.0
-    cache_lookups_per_request: float = 0.0
-    cache_hit_rate: float | None = None
-    cost_per_request_usd: float = 0.0
-    cost_usd: float = 0.0
     split_known: bool = True
 
     @property
     def label(self) -> str:
         """``METHOD route``, or the bare name for a load request name."""
         return f"{self.method} {self.route}" if self.method else self.route
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the fields and the cache figures derived from them."""
+        return {
+            **super().to_dict(),
+            "cache_lookups_per_request": self.cache_lookups_per_request,
+            "cache_hit_rate": self.cache_hit_rate,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,53 +97,27 @@ class QueryCost(FlatRecord):
 
 
 @dataclasses.dataclass(frozen=True)
-class OutboundCost(FlatRecord):
+class OutboundCost(OutboundSummary, FlatRecord):
     """Outbound calls to one host and path template, over all routes.
 
+    The fields of :class:`~perfpilot.analyze.breakdown.OutboundSummary`, and:
+
     Attributes:
-        host: ``host[:port]``.
-        template: Path template.
-        method: HTTP method.
-        calls: Calls.
-        errors: Failed calls.
-        mean_ms: Mean duration.
-        p95_ms: 95th percentile duration.
         total_s: Time spent waiting on them.
-        cost_usd: Money spent, from the price table.
         cost_per_hour_usd: ``cost_usd`` scaled to one hour of the window's rate.
-        prompt_tokens: Tokens sent (OpenAI-compatible APIs).
-        completion_tokens: Tokens received.
-        repeated: Calls identical to an earlier call in the same request.
     """
 
-    host: str
-    template: str
-    method: str
-    calls: int
-    errors: int
-    mean_ms: float
-    p95_ms: float
     total_s: float
-    cost_usd: float
     cost_per_hour_usd: float
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    repeated: int = 0
-
-    @property
-    def label(self) -> str:
-        """``METHOD host/template``."""
-        return f"{self.method} {self.host}{self.template}"
 
 
 @dataclasses.dataclass(frozen=True)
-class CacheRate(FlatRecord):
-    """Hits and misses of one cache."""
+class CacheRate(CacheHitRate, FlatRecord):
+    """Hits and misses of one cache (:class:`~perfpilot.analyze.breakdown.CacheHitRate`)."""
 
-    cache: str
-    hits: int
-    misses: int
-    hit_rate: float
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the fields and the hit rate."""
+        return {**super().to_dict(), "hit_rate": self.hit_rate}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,59 +176,32 @@ def find_bottlenecks(
         queries=_queries(app, request_time_s)[:top_queries],
         outbound=tuple(
             OutboundCost(
-                host=o.host,
-                template=o.template,
-                method=o.method,
-                calls=o.calls,
-                errors=o.errors,
-                mean_ms=o.mean_ms,
-                p95_ms=o.p95_ms,
+                **_fields(o),
                 total_s=o.calls * o.mean_ms / 1000,
-                cost_usd=o.cost_usd,
                 cost_per_hour_usd=o.cost_usd * 3600.0 / app.duration_s,
-                prompt_tokens=o.prompt_tokens,
-                completion_tokens=o.completion_tokens,
-                repeated=o.repeated,
             )
             for o in outbound_summary(app.outbound)
         ),
-        caches=tuple(
-            CacheRate(c.cache, c.hits, c.misses, c.hit_rate) for c in cache_hit_rates(app.caches)
-        ),
+        caches=tuple(CacheRate(**_fields(c)) for c in cache_hit_rates(app.caches)),
     )
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    """A dataclass's fields by name (not copied, unlike ``dataclasses.asdict``)."""
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
 
 
 def _app_routes(app: AppData) -> tuple[RouteTime, ...]:
     breakdowns = route_breakdown(app.requests)
     grand_total_s = sum(b.total_ms for b in breakdowns) / 1000
-    routes = []
-    for b in breakdowns:
-        lookups = b.cache_hits + b.cache_misses
-        total_s = b.total_ms / 1000
-        routes.append(
-            RouteTime(
-                route=b.route,
-                method=b.method,
-                requests=b.requests,
-                errors=b.errors,
-                p50_ms=b.p50_ms,
-                p95_ms=b.p95_ms,
-                p99_ms=b.p99_ms,
-                mean_ms=b.mean_ms,
-                app_ms=b.app_ms,
-                db_ms=b.db_ms,
-                outbound_ms=b.outbound_ms,
-                total_s=total_s,
-                share=total_s / grand_total_s if grand_total_s else 0.0,
-                queries_per_request=b.queries_per_request,
-                outbound_per_request=b.outbound_per_request,
-                cache_lookups_per_request=lookups / b.requests,
-                cache_hit_rate=b.cache_hits / lookups if lookups else None,
-                cost_per_request_usd=b.cost_per_request_usd,
-                cost_usd=b.cost_usd,
-            )
+    return tuple(
+        RouteTime(
+            **_fields(b),
+            total_s=b.total_ms / 1000,
+            share=b.total_ms / 1000 / grand_total_s if grand_total_s else 0.0,
         )
-    return tuple(routes)
+        for b in breakdowns
+    )
 
 
 def _load_routes(load: LoadResult | None) -> tuple[RouteTime, ...]:
@@ -302,6 +229,12 @@ def _load_routes(load: LoadResult | None) -> tuple[RouteTime, ...]:
             app_ms=mean_ms,
             db_ms=0.0,
             outbound_ms=0.0,
+            queries_per_request=0.0,
+            outbound_per_request=0.0,
+            cost_per_request_usd=0.0,
+            cost_usd=0.0,
+            cache_hits=0,
+            cache_misses=0,
             total_s=n * mean_ms / 1000,
             share=n * mean_ms / 1000 / grand_total_s if grand_total_s else 0.0,
             split_known=False,

@@ -18,9 +18,11 @@ names from outside are entity-escaped (:func:`plotly_text`) and shown as written
 from __future__ import annotations
 
 import datetime
+import math
 from typing import Any
 
 from perfpilot.report.model import Report
+from perfpilot.report.series import Timeline
 
 #: Most routes or endpoints in a bar chart.
 MAX_BARS = 15
@@ -78,24 +80,33 @@ def _times(at: list[float]) -> list[str]:
     ]
 
 
+def _drawn(report: Report) -> list[Timeline]:
+    """The timelines worth a line over time: one of fewer than three points (a
+    short window on the server's per-minute series) is left out when another
+    timeline has more."""
+    longest = max((len(t.points) for t in report.timelines), default=0)
+    return [t for t in report.timelines if len(t.points) >= min(3, longest) and t.points]
+
+
+def _line(name: str, timeline: Timeline, y: list[float], color: str, **extra: Any) -> Any:
+    """One line of an over-time chart: solid for the client side, dotted for the server."""
+    return {
+        "type": "scatter",
+        "mode": "lines+markers" if len(timeline.points) < 30 else "lines",
+        "name": f"{name} ({timeline.label})",
+        "x": _times([p.at for p in timeline.points]),
+        "y": y,
+        "line": {"color": color, "dash": "solid" if timeline.source == "load" else "dot"},
+        **extra,
+    }
+
+
 def _latency(report: Report) -> Any:
-    data = []
-    for timeline in report.timelines:
-        x = _times([p.at for p in timeline.points])
-        for name in ("p50", "p95", "p99"):
-            data.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers" if len(x) < 30 else "lines",
-                    "name": f"{name} ({timeline.label})",
-                    "x": x,
-                    "y": [getattr(p, f"{name}_ms") for p in timeline.points],
-                    "line": {
-                        "color": _COLORS[name],
-                        "dash": "solid" if timeline.source == "load" else "dot",
-                    },
-                }
-            )
+    data = [
+        _line(name, t, [getattr(p, f"{name}_ms") for p in t.points], _COLORS[name])
+        for t in _drawn(report)
+        for name in ("p50", "p95", "p99")
+    ]
     if not data:
         return None
     title = "Latency percentiles over time (UTC)"
@@ -104,33 +115,22 @@ def _latency(report: Report) -> Any:
 
 
 def _throughput(report: Report) -> Any:
-    data = []
-    for timeline in report.timelines:
-        x = _times([p.at for p in timeline.points])
-        dash = "solid" if timeline.source == "load" else "dot"
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": f"requests/s ({timeline.label})",
-                "x": x,
-                "y": [p.requests_per_s for p in timeline.points],
-                "line": {"color": _COLORS["requests"], "dash": dash},
-            }
-        )
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": f"errors/s ({timeline.label})",
-                "x": x,
-                "y": [p.errors_per_s for p in timeline.points],
-                "line": {"color": _COLORS["errors"], "dash": dash},
-                "yaxis": "y2",
-            }
-        )
-    if not data:
+    timelines = _drawn(report)
+    if not timelines:
         return None
+    errors = any(p.errors for t in timelines for p in t.points)
+    data = []
+    for t in timelines:
+        data.append(
+            _line("requests/s", t, [p.requests_per_s for p in t.points], _COLORS["requests"])
+        )
+        if errors:
+            y = [p.errors_per_s for p in t.points]
+            data.append(_line("errors/s", t, y, _COLORS["errors"], yaxis="y2"))
+    if not errors:  # an errors axis of zeros only says it badly
+        title = "Throughput over time (UTC); no errors"
+        layout = _layout(title, yaxis={"title": {"text": "requests/s"}, "rangemode": "tozero"})
+        return _chart("throughput", title, data, layout)
     title = "Throughput and errors over time (UTC)"
     layout = _layout(
         title,
@@ -167,13 +167,30 @@ def _distribution(report: Report) -> Any:
             "hovertemplate": "%{customdata[0]:.3g}–%{customdata[1]:.3g} ms: %{y}<extra></extra>",
         }
     ]
+    ticks = _log_ticks(bins[0].lower_ms, bins[-1].upper_ms)
     layout = _layout(
         title,
-        xaxis={"title": {"text": "latency (ms, log scale)"}, "type": "log"},
+        xaxis={
+            "title": {"text": "latency (ms, log scale)"},
+            "type": "log",
+            "tickvals": ticks,
+            "ticktext": [f"{t:g}" for t in ticks],
+        },
         yaxis={"title": {"text": "requests"}},
         bargap=0,
     )
     return _chart("distribution", title, data, layout)
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    """1-2-5 ticks from ``low`` to ``high`` (milliseconds), labelled in full:
+    Plotly's own log ticks label only the digit of the in-between ones."""
+    ticks = []
+    decade = 10.0 ** math.floor(math.log10(max(low, 1e-6)))
+    while decade <= high:
+        ticks += [m * decade for m in (1, 2, 5) if low <= m * decade <= high]
+        decade *= 10
+    return [round(t, 6) for t in ticks]
 
 
 def _route_labels(report: Report) -> list[str]:

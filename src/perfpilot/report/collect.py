@@ -2,7 +2,11 @@
 
 This is the I/O side of reporting; :func:`perfpilot.report.model.build_report`
 is the pure side. A report covers either one stored load run (and the in-app
-data recorded during it) or a window of time ending now.
+data recorded during it) or a window of time ending now. Given a database
+(``database=``), the index advisor runs on the window's recorded queries and
+the health checks on the database, and their findings join the report's
+(:func:`perfpilot.dbadvisor.review.review_database`,
+:func:`perfpilot.report.database.with_database_findings`).
 
 Example:
     >>> from perfpilot.store import open_store
@@ -32,6 +36,7 @@ def collect_report(
     service: str | None = None,
     targets: Targets | None = None,
     clock: Clock | None = None,
+    database: str | None = None,
 ) -> Report:
     """Read one window from ``store``, diagnose it and build its report.
 
@@ -43,13 +48,16 @@ def collect_report(
         service: Only this service's in-app data (all services when ``None``).
         targets: What healthy means (defaults of :class:`Targets` when ``None``).
         clock: Source of "now" (the system clock when ``None``).
+        database: A database URL or SQLite path: add its index advice (on the
+            window's recorded queries), query hints and health findings.
 
     Returns:
         The report.
 
     Raises:
         UsageError: Both or neither of ``run_id`` and ``since`` are given, or
-            nothing was recorded in the window.
+            nothing was recorded in the window, or the database cannot be
+            opened.
         StoreError: The store cannot be read, or has no run ``run_id``.
     """
     if (run_id is None) == (since is None):
@@ -65,10 +73,17 @@ def collect_report(
             service=service,
             targets=targets,
             generated_at=now,
+            database=database,
         )
     assert since is not None
     return window_report(
-        store, start=now - since, end=now, service=service, targets=targets, generated_at=now
+        store,
+        start=now - since,
+        end=now,
+        service=service,
+        targets=targets,
+        generated_at=now,
+        database=database,
     )
 
 
@@ -81,6 +96,7 @@ def window_report(
     service: str | None = None,
     targets: Targets | None = None,
     generated_at: float | None = None,
+    database: str | None = None,
 ) -> Report:
     """The report of the in-app data between ``start`` and ``end`` (and ``load``).
 
@@ -93,13 +109,15 @@ def window_report(
         service: Only this service's in-app data (all services when ``None``).
         targets: What healthy means.
         generated_at: When the report is made (``end`` when ``None``).
+        database: A database URL or SQLite path whose findings join the report.
 
     Returns:
         The report, with the findings of
-        :func:`perfpilot.analyze.diagnose.diagnose`.
+        :func:`perfpilot.analyze.diagnose.diagnose` (and of the database).
 
     Raises:
-        UsageError: Nothing was recorded in the window.
+        UsageError: Nothing was recorded in the window, or the database
+            cannot be opened.
         StoreError: The store cannot be read.
     """
     from perfpilot.analyze.diagnose import diagnose
@@ -112,4 +130,13 @@ def window_report(
             "(run 'perfpilot load', or instrument the app with perfpilot.instrument)"
         )
     findings = diagnose(app, load)
-    return build_report(app, load, findings, targets, generated_at=generated_at)
+    report = build_report(app, load, findings, targets, generated_at=generated_at)
+    if database is None:
+        return report
+    from perfpilot.dbadvisor.review import review_database
+    from perfpilot.report.database import with_database_findings
+
+    review = review_database(database, app)
+    return with_database_findings(
+        report, review.findings, database=review.database, notes=review.notes
+    )

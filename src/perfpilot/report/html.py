@@ -107,7 +107,11 @@ def render_html(report: Report) -> str:
         duration=fmt.duration_words,
         pretty=_pretty,
     )
-    env.globals.update(check_value=fmt.check_value, amount=fmt.amount, marks=fmt.STATUS_MARKS)
+    root = fmt.source_root(report)
+    env.filters["frames"] = lambda site: fmt.frames(site, root)
+    env.globals.update(
+        check_value=fmt.check_value, amount=fmt.amount, marks=fmt.STATUS_MARKS, root=root
+    )
     figures = charts(report)
     template = env.get_template("report.html.j2")
     return template.render(

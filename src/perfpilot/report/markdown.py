@@ -98,6 +98,7 @@ def _assessment(report: Report) -> list[str]:
 
 def _bottlenecks(report: Report) -> list[str]:
     b = report.bottlenecks
+    root = fmt.source_root(report)
     parts = [_heading(1)]
     if not b.routes:
         parts.append("No requests in this window.")
@@ -120,11 +121,16 @@ def _bottlenecks(report: Report) -> list[str]:
         rows = [
             [
                 cell(q.sql), f"{q.calls:,}", fmt.seconds(q.total_s), fmt.ms(q.p95_ms),
-                fmt.percent(q.share), cell(q.call_site or "-"),
+                fmt.percent(q.share),
+                cell(" < ".join(fmt.frames(q.call_site, root)) if q.call_site else "-"),
             ]
             for q in b.queries[:10]
         ]  # fmt: skip
         parts.append("**Queries by total time**")
+        if root:
+            parts.append(
+                f"Call sites: innermost frame first (< reads called from), under {text(root)}"
+            )
         parts.append(_table(["query", "calls", "total", "p95 ms", "share", "call site"], rows))
     if b.outbound:
         rows = [
@@ -167,14 +173,17 @@ def _plan(report: Report) -> list[str]:
 
 def _guide(report: Report) -> list[str]:
     parts = [_heading(3)]
+    root = fmt.source_root(report)
     if not report.findings:
         parts.append("Nothing to change.")
+    elif root:
+        parts.append(f"File paths are relative to {text(root)}")
     for i, finding in enumerate(report.findings, start=1):
         fix = finding.fix
         parts.append(f"### {i}. {text(finding.title)}")
         lines = [text(fix.summary)]
         if fix.location:
-            lines.append(f"*Where:* {text(fix.location)}")
+            lines.append(f"*Where:* {text(fmt.site_text(fix.location, root))}")
         if finding.impact.note:
             lines.append(f"*Estimate:* {text(finding.impact.note)}")
         parts.append("  \n".join(lines))

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import datetime
 import math
+import posixpath
+from typing import TYPE_CHECKING
 
 from perfpilot.report.assessment import HealthCheck
+
+if TYPE_CHECKING:
+    from perfpilot.report.model import Report
 
 #: A short mark per check status.
 STATUS_MARKS = {"pass": "✓ pass", "warn": "! warn", "fail": "✗ fail", "info": "· info"}
@@ -83,6 +88,8 @@ def amount(value: float | None, unit: str) -> str:
         return rate(value)
     if unit == "score":
         return f"{value:.2f}"
+    if value == 1 and unit.endswith("s"):
+        unit = unit.removesuffix("ies") + "y" if unit.endswith("ies") else unit[:-1]
     return f"{value:,.4g} {unit}" if value < 1000 else f"{value:,.0f} {unit}"
 
 
@@ -100,3 +107,30 @@ def duration_words(value_s: float) -> str:
     if whole and whole % 60 == 0:
         return f"{whole // 60}m"
     return f"{whole}s"
+
+
+def source_root(report: Report) -> str:
+    """The directory (with a final ``/``) every file named in the report's call sites
+    and fix locations is under, or "" when they share none: renderers show the
+    paths below it and say it once.
+
+    Call sites are ``file:line`` frames, innermost first, joined by ``" < "``
+    (read "called from"); only ``/``-separated absolute paths are shortened.
+    """
+    sites = [q.call_site for q in report.bottlenecks.queries]
+    sites += [f.fix.location for f in report.findings]
+    files = [frame.rpartition(":")[0] for site in sites if site for frame in site.split(" < ")]
+    if not files or not all(f.startswith("/") for f in files):
+        return ""
+    root = posixpath.commonpath([posixpath.dirname(f) for f in files])
+    return "" if root == "/" else root + "/"
+
+
+def frames(site: str, root: str = "") -> list[str]:
+    """A call site's ``file:line`` frames, innermost first, with ``root`` left out."""
+    return [frame.removeprefix(root) if root else frame for frame in site.split(" < ")]
+
+
+def site_text(site: str, root: str = "") -> str:
+    """A call site in words: ``app.py:219, called from app.py:345``."""
+    return ", called from ".join(frames(site, root))

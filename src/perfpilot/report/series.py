@@ -130,7 +130,10 @@ def load_timeline(load: LoadResult, *, max_points: int = 600) -> Timeline:
         max_points: Most points; longer runs merge consecutive seconds.
 
     Returns:
-        One point per interval that saw requests.
+        One point per interval that saw requests. The last interval ends with
+        the run; when that leaves less than half an interval (the requests in
+        flight at the end), it joins the one before, so no rate is computed
+        over a sliver of a second.
     """
     seconds: dict[int, SecondStats] = {}
     for stats in load.names.values():
@@ -143,28 +146,51 @@ def load_timeline(load: LoadResult, *, max_points: int = 600) -> Timeline:
     buckets: dict[int, SecondStats] = {}
     for offset in sorted(seconds):
         buckets.setdefault(offset // step, SecondStats()).merge(seconds[offset])
-    points = tuple(
-        _point(load.started_at + index * step, float(step), s.latency, s.requests, s.error_count)
-        for index, s in sorted(buckets.items())
+    indexes = sorted(buckets)
+    merged = [buckets[i] for i in indexes]
+    covered_s = float(step)  # time the last interval covers, at most
+    if len(merged) > 1 and load.ended_at - (load.started_at + indexes[-1] * step) < step / 2:
+        merged[-2].merge(merged.pop())
+        indexes.pop()
+        covered_s += step
+    last_at = load.started_at + indexes[-1] * step
+    last_s = min(max(load.ended_at - last_at, step / 2), covered_s)
+    points = [
+        _point(
+            load.started_at + index * step,
+            last_s if n == len(indexes) - 1 else float(step),
+            s.latency,
+            s.requests,
+            s.error_count,
+        )
+        for n, (index, s) in enumerate(zip(indexes, merged, strict=True))
         if s.requests
-    )
-    return Timeline("load", "client", points)
+    ]
+    return Timeline("load", "client", tuple(points))
 
 
 def app_timeline(app: AppData) -> Timeline:
-    """The instrumented app's server-side timeline, per minute, all routes together."""
+    """The instrumented app's server-side timeline, per minute, all routes together.
+
+    A minute the window covers only in part is a point over that part (it
+    starts at the window's start or ends at its end), so its rate is per
+    second of the window, not of the whole minute.
+    """
     minutes: dict[float, list[Any]] = {}
     for minute, row in app.timeline:
         entry = minutes.setdefault(minute, [Histogram(), 0, 0])
         entry[0].merge(row.latency)
         entry[1] += row.count
         entry[2] += row.errors
-    points = tuple(
-        _point(minute, 60.0, latency, requests, errors)
-        for minute, (latency, requests, errors) in sorted(minutes.items())
-        if requests
-    )
-    return Timeline("app", "server", points)
+    points = []
+    for minute, (latency, requests, errors) in sorted(minutes.items()):
+        if not requests:
+            continue
+        at, end = max(minute, app.since), min(minute + 60.0, app.until)
+        if end - at < 1.0:  # a window of less than a second in this minute: rate per minute
+            at, end = minute, minute + 60.0
+        points.append(_point(at, end - at, latency, requests, errors))
+    return Timeline("app", "server", tuple(points))
 
 
 def latency_distribution(histogram: Histogram, source: str, *, bins: int = 40) -> Distribution:

@@ -189,8 +189,9 @@ def monitoring_strategy(
             )
         )  # fmt: skip
     for cache in bottlenecks.caches:
-        if cache.hits + cache.misses:
-            floor = max(0.0, min(cache.hit_rate - 0.1, 0.85))
+        floor = max(0.0, min(cache.hit_rate - 0.1, 0.85))
+        # a cache that (almost) never hits has no hit rate to guard: its finding says so
+        if cache.hits + cache.misses and floor > 0:
             rules.append(
                 AlertRule(
                     f"cache_hit_rate:{cache.cache}", "cache_hit_rate", cache.cache,

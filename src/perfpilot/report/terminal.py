@@ -8,6 +8,7 @@ Every string from outside (routes, SQL, paths) is escaped from rich markup.
 from __future__ import annotations
 
 import io
+from collections.abc import Collection, Sequence
 
 from rich import box
 from rich.console import Console
@@ -66,8 +67,12 @@ def _section(console: Console, index: int) -> None:
     console.rule(f"[bold]{index + 1}. {SECTIONS[index]}[/bold]", align="left")
 
 
-def _table(title: str | None = None) -> Table:
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+def _table(columns: Sequence[str], left: Collection[str], title: str | None = None) -> Table:
+    """A table with ``columns``: those in ``left`` left-justified, the others (numbers) right."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    for column in columns:
+        table.add_column(column, justify="left" if column in left else "right")
+    return table
 
 
 def _assessment(report: Report, console: Console) -> None:
@@ -78,9 +83,9 @@ def _assessment(report: Report, console: Console) -> None:
         f"{a.requests:,} requests over {fmt.seconds(a.duration_s)}, {side}: "
         f"p50 {fmt.ms(a.p50_ms)} ms, p95 {fmt.ms(a.p95_ms)} ms, p99 {fmt.ms(a.p99_ms)} ms"
     )
-    table = _table()
-    for column in ("status", "check", "observed", "target", "rule"):
-        table.add_column(column, justify="right" if column in ("observed", "target") else "left")
+    table = _table(
+        ("status", "check", "observed", "target", "rule"), left=("status", "check", "rule")
+    )
     for check in a.checks:
         table.add_row(
             Text(fmt.STATUS_MARKS[check.status], style=_STATUS_STYLE[check.status]),
@@ -95,12 +100,15 @@ def _assessment(report: Report, console: Console) -> None:
 def _bottlenecks(report: Report, console: Console) -> None:
     _section(console, 1)
     b = report.bottlenecks
+    root = fmt.source_root(report)
     if not b.routes:
         console.print("No requests in this window.")
     else:
-        table = _table("Routes by total time (mean ms per request split into app, db, outbound)")
-        for column in ("route", "req", "err", "p95", "mean", "app", "db", "ext", "share", "q/req"):
-            table.add_column(column, justify="left" if column == "route" else "right")
+        table = _table(
+            ("route", "req", "err", "p95", "mean", "app", "db", "ext", "share", "q/req"),
+            left=("route",),
+            title="Routes by total time (mean ms per request split into app, db, outbound)",
+        )
         for r in b.routes[:15]:
             table.add_row(
                 escape(r.label), f"{r.requests:,}", f"{r.errors:,}", fmt.ms(r.p95_ms),
@@ -111,20 +119,28 @@ def _bottlenecks(report: Report, console: Console) -> None:
             )  # fmt: skip
         console.print(table)
     if b.queries:
-        table = _table("Queries by total time")
-        for column in ("query", "calls", "total", "p95 ms", "share", "call site"):
-            table.add_column(column, justify="right" if column in ("calls", "p95 ms") else "left")
+        table = _table(
+            ("query", "calls", "total", "p95 ms", "share", "call site"),
+            left=("query", "call site"),
+            title="Queries by total time",
+        )
         for q in b.queries[:5]:
             sql = q.sql if len(q.sql) <= 70 else q.sql[:69] + "…"
             table.add_row(
                 escape(sql), f"{q.calls:,}", fmt.seconds(q.total_s), fmt.ms(q.p95_ms),
-                fmt.percent(q.share), escape(q.call_site or "-"),
+                fmt.percent(q.share), escape(_site(q.call_site, root)),
             )  # fmt: skip
         console.print(table)
+        if root:
+            console.print(
+                f"[dim]call sites (innermost first, < reads called from) under {escape(root)}[/dim]"
+            )
     if b.outbound:
-        table = _table("Outbound calls")
-        for column in ("call", "calls", "p95 ms", "total", "cost", "cost/h", "repeated"):
-            table.add_column(column, justify="left" if column == "call" else "right")
+        table = _table(
+            ("call", "calls", "p95 ms", "total", "cost", "cost/h", "repeated"),
+            left=("call",),
+            title="Outbound calls",
+        )
         for o in b.outbound[:10]:
             table.add_row(
                 escape(o.label), f"{o.calls:,}", fmt.ms(o.p95_ms), fmt.seconds(o.total_s),
@@ -132,9 +148,7 @@ def _bottlenecks(report: Report, console: Console) -> None:
             )  # fmt: skip
         console.print(table)
     if b.caches:
-        table = _table("Caches")
-        for column in ("cache", "hits", "misses", "hit rate"):
-            table.add_column(column, justify="left" if column == "cache" else "right")
+        table = _table(("cache", "hits", "misses", "hit rate"), left=("cache",), title="Caches")
         for c in b.caches:
             table.add_row(escape(c.cache), f"{c.hits:,}", f"{c.misses:,}", fmt.percent(c.hit_rate))
         console.print(table)
@@ -145,9 +159,9 @@ def _plan(report: Report, console: Console) -> None:
     if not report.findings:
         console.print("[green]No problems found.[/green]")
         return
-    table = _table()
-    for column in ("#", "severity", "finding", "saves/h", "$/h", "conf."):
-        table.add_column(column, justify="left" if column in ("severity", "finding") else "right")
+    table = _table(
+        ("#", "severity", "finding", "saves/h", "$/h", "conf."), left=("severity", "finding")
+    )
     for i, f in enumerate(report.findings, start=1):
         table.add_row(
             str(i),
@@ -165,16 +179,23 @@ def _guide(report: Report, console: Console) -> None:
     if not report.findings:
         console.print("Nothing to change.")
         return
+    root = fmt.source_root(report)
+    if root:
+        console.print(f"[dim]file paths are relative to {escape(root)}[/dim]")
     for i, finding in enumerate(report.findings, start=1):
-        _fix(console, i, finding)
+        _fix(console, i, finding, root)
 
 
-def _fix(console: Console, index: int, finding: Finding) -> None:
+def _site(site: str | None, root: str) -> str:
+    return " < ".join(fmt.frames(site, root)) if site else "-"
+
+
+def _fix(console: Console, index: int, finding: Finding, root: str) -> None:
     fix = finding.fix
     console.print(Text.assemble((f"{index}. ", "bold"), (finding.title, "bold")))
     console.print(Text(fix.summary))
     if fix.location:
-        console.print(Text.assemble(("   where: ", "dim"), fix.location))
+        console.print(Text.assemble(("   where: ", "dim"), fmt.site_text(fix.location, root)))
     if finding.impact.note:
         console.print(Text.assemble(("   estimate: ", "dim"), finding.impact.note))
     if fix.code:
@@ -190,9 +211,8 @@ def _monitoring(report: Report, console: Console) -> None:
         console.print("No baseline to derive alerts from (no requests).")
         return
     if m.rules:
-        table = _table("Alert rules")
-        for column in ("severity", "scope", "condition", "for", "why"):
-            table.add_column(column)
+        columns = ("severity", "scope", "condition", "for", "why")
+        table = _table(columns, left=columns, title="Alert rules")
         for r in m.rules:
             table.add_row(
                 r.severity, escape(r.scope), escape(r.condition), fmt.duration_words(r.for_s),
@@ -200,9 +220,9 @@ def _monitoring(report: Report, console: Console) -> None:
             )  # fmt: skip
         console.print(table)
     if m.budgets:
-        table = _table("Budgets")
-        for column in ("budget", "scope", "limit", "observed"):
-            table.add_column(column, justify="right" if column in ("limit", "observed") else "left")
+        table = _table(
+            ("budget", "scope", "limit", "observed"), left=("budget", "scope"), title="Budgets"
+        )
         for b in m.budgets:
             table.add_row(
                 escape(b.metric), escape(b.scope), fmt.amount(b.limit, b.unit),

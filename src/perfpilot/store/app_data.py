@@ -55,4 +55,5 @@ def read_app_data(
         ),
         timeline=timeline,
         drops=store.app_drops(since=since, until=until, service=service),
+        profiles=tuple(store.app_profiles(since=since, until=until, service=service)),
     )

@@ -16,6 +16,7 @@ from perfpilot.app_records import (
     CacheRow,
     OutboundRow,
     PoolRow,
+    ProfileRow,
     QueryRow,
     RequestRow,
     ResourceSample,
@@ -151,6 +152,15 @@ class SQLAppReads(Store):
             app_rows.DROPS, "read drops", since=since, until=until, service=service
         )
         return app_rows.merge_drops(found)
+
+    def app_profiles(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> list[ProfileRow]:
+        """Stack samples summed per (route, stack, via); see :class:`Store`."""
+        found = self._app_rows(
+            app_rows.PROFILES, "read profiles", since=since, until=until, service=service
+        )
+        return app_rows.merge_profiles(found)
 
     def app_timeline(
         self,

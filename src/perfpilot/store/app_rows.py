@@ -22,6 +22,7 @@ from perfpilot.app_records import (
     CacheRow,
     OutboundRow,
     PoolRow,
+    ProfileRow,
     QueryRow,
     RequestRow,
     ResourceSample,
@@ -66,7 +67,7 @@ OUTBOUND = AppTable(
     "app_outbound",
     ("remote_host", "template", "method", "status_class", "route", "count", "errors", "latency",
      "bytes_in", "bytes_out", "retries", "cost_usd", "prompt_tokens", "completion_tokens",
-     "model", "repeated"),
+     "model", "repeated", "repeated_across"),
 )  # fmt: skip
 CACHES = AppTable("app_caches", ("cache", "command", "prefix", "route", "hits", "misses"))
 UNITS = AppTable("app_units", ("unit", "route", "units", "requests", "cost_usd"))
@@ -86,9 +87,10 @@ TRACES = AppTable(
      "spans_dropped"),
 )  # fmt: skip
 DROPS = AppTable("app_drops", ("kind", "count"))
+PROFILES = AppTable("app_profiles", ("route", "stack", "via", "samples"))
 
 #: Every app table, in the order a snapshot is written.
-TABLES = (REQUESTS, QUERIES, OUTBOUND, CACHES, UNITS, POOLS, RESOURCES, TRACES, DROPS)
+TABLES = (REQUESTS, QUERIES, OUTBOUND, CACHES, UNITS, POOLS, RESOURCES, TRACES, DROPS, PROFILES)
 
 
 def minute_of(started_at: float) -> int:
@@ -122,6 +124,7 @@ def snapshot_rows(snapshot: AppSnapshot) -> Iterator[tuple[AppTable, Iterator[Ro
         (RESOURCES, snapshot.resources, resource_values),
         (TRACES, snapshot.traces, trace_values),
         (DROPS, sorted(snapshot.drops.items()), drop_values),
+        (PROFILES, snapshot.profiles, profile_values),
     )
     for table, items, values in parts:
         if items:
@@ -147,7 +150,7 @@ def outbound_values(row: OutboundRow) -> Row:
     return (row.host, row.template, row.method, row.status_class, row.route, row.count,
             row.errors, row.latency.to_bytes(), row.bytes_in, row.bytes_out, row.retries,
             float(row.cost_usd), row.prompt_tokens, row.completion_tokens, row.model,
-            row.repeated)  # fmt: skip
+            row.repeated, row.repeated_across)  # fmt: skip
 
 
 def cache_values(row: CacheRow) -> Row:
@@ -188,6 +191,11 @@ def trace_values(trace: Trace) -> Row:
 def drop_values(item: tuple[str, int]) -> Row:
     """The :data:`DROPS` columns of one ``(kind, count)`` item."""
     return (item[0], item[1])
+
+
+def profile_values(row: ProfileRow) -> Row:
+    """The :data:`PROFILES` columns of ``row``."""
+    return (row.route, row.stack, row.via, row.samples)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -251,10 +259,11 @@ _REQUEST_MERGE = (_KEY, _KEY, _KEY, _SUM, _SUM, _HIST, _FSUM, _SUM, _FSUM, _SUM,
                   _SUM, _SUM)  # fmt: skip
 _QUERY_MERGE = (_KEY, _FIRST, _KEY, _KEY, _SUM, _SUM, _HIST, _SUM, _FIRST)
 _OUTBOUND_MERGE = (_KEY, _KEY, _KEY, _KEY, _KEY, _SUM, _SUM, _HIST, _SUM, _SUM, _SUM, _FSUM,
-                   _SUM, _SUM, _LAST, _SUM)  # fmt: skip
+                   _SUM, _SUM, _LAST, _SUM, _SUM)  # fmt: skip
 _CACHE_MERGE = (_KEY, _KEY, _KEY, _KEY, _SUM, _SUM)
 _UNIT_MERGE = (_KEY, _KEY, _SUM, _SUM, _FSUM)
 _POOL_MERGE = (_KEY, _SUM, _FSUM, _MAX, _MAX, _MAX, _MAX)
+_PROFILE_MERGE = (_KEY, _KEY, _KEY, _SUM)
 
 
 def merge_requests(rows: Iterable[Sequence[Any]]) -> list[RequestRow]:
@@ -299,6 +308,11 @@ def merge_units(rows: Iterable[Sequence[Any]]) -> list[UnitRow]:
 def merge_pools(rows: Iterable[Sequence[Any]]) -> list[PoolRow]:
     """Rows of :data:`POOLS` merged per pool: sums of sums, maxima of maxima (and size)."""
     return [PoolRow(*values) for values in _merge(rows, _POOL_MERGE)]
+
+
+def merge_profiles(rows: Iterable[Sequence[Any]]) -> list[ProfileRow]:
+    """Rows of :data:`PROFILES` summed per (route, stack, via), sorted."""
+    return [ProfileRow(*values) for values in _merge(rows, _PROFILE_MERGE)]
 
 
 def merge_drops(rows: Iterable[Sequence[Any]]) -> dict[str, int]:

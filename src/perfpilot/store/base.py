@@ -26,6 +26,7 @@ from perfpilot.app_records import (
     CacheRow,
     OutboundRow,
     PoolRow,
+    ProfileRow,
     QueryRow,
     RequestRow,
     ResourceSample,
@@ -260,6 +261,18 @@ class Store(abc.ABC):
         """Items the recorders dropped, summed per kind (sorted by kind).
 
         Arguments as for :meth:`app_requests`.
+        """
+
+    @abc.abstractmethod
+    def app_profiles(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> list[ProfileRow]:
+        """Stack samples of the in-app sampler summed per (route, stack, via).
+
+        Arguments as for :meth:`app_requests`.
+
+        Returns:
+            One row per key, sorted by key.
         """
 
     @abc.abstractmethod

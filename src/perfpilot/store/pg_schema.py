@@ -271,4 +271,24 @@ PG_MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE app_requests ADD COLUMN bytes_out BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE app_requests ADD COLUMN uncompressed BIGINT NOT NULL DEFAULT 0;
     """,
+    # 4: stack samples per route; identical outbound calls across requests.
+    """
+    CREATE TABLE app_profiles (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        service TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid BIGINT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        ended_at DOUBLE PRECISION NOT NULL,
+        minute BIGINT NOT NULL,
+        route TEXT NOT NULL,
+        stack TEXT NOT NULL,
+        via TEXT NOT NULL,
+        samples BIGINT NOT NULL
+    );
+    CREATE INDEX app_profiles_by_service ON app_profiles (service, minute);
+    CREATE INDEX app_profiles_by_minute ON app_profiles (minute);
+    CREATE INDEX app_profiles_by_route ON app_profiles (route, minute);
+    ALTER TABLE app_outbound ADD COLUMN repeated_across BIGINT NOT NULL DEFAULT 0;
+    """,
 )

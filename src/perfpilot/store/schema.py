@@ -46,6 +46,12 @@ a route also by ``(route, minute)``.
 Version 3 adds to ``app_requests`` the response body bytes sent (``bytes_out``)
 and the count of large responses sent uncompressed (``uncompressed``); rows
 written before it read as 0.
+
+Version 4 adds ``app_profiles``, the stack sampler's counts (one row per
+route, ``stack`` of innermost application frames, ``via`` library frame;
+``samples``), indexed like the other tables with a route, and to
+``app_outbound`` the calls identical to another request's (``repeated_across``;
+0 in rows written before it).
 """
 
 from __future__ import annotations
@@ -296,6 +302,26 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE app_requests ADD COLUMN bytes_out INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE app_requests ADD COLUMN uncompressed INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 4: stack samples per route; identical outbound calls across requests.
+    """
+    CREATE TABLE app_profiles (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        minute INTEGER NOT NULL,
+        route TEXT NOT NULL,
+        stack TEXT NOT NULL,
+        via TEXT NOT NULL,
+        samples INTEGER NOT NULL
+    );
+    CREATE INDEX app_profiles_by_service ON app_profiles (service, minute);
+    CREATE INDEX app_profiles_by_minute ON app_profiles (minute);
+    CREATE INDEX app_profiles_by_route ON app_profiles (route, minute);
+    ALTER TABLE app_outbound ADD COLUMN repeated_across INTEGER NOT NULL DEFAULT 0;
     """,
 )
 
