@@ -68,6 +68,17 @@ def test_fast_or_database_bound_routes_are_not_hotspots() -> None:
     assert cpu_hotspots(data, OPTS) == []
 
 
+def test_app_time_every_route_shares_is_not_a_hotspot() -> None:
+    # A loaded threaded server: every route waits ~30 ms for the GIL; only
+    # /stats runs a hot loop on top of that.
+    waits = tuple(request(f"/r{i}", 50, 0.030) for i in range(4))
+    hot = request("/stats", 20, 0.120)
+    assert [f.subject for f in cpu_hotspots(app(requests=(*waits, hot)), OPTS)] == ["GET /stats"]
+    assert cpu_hotspots(app(requests=waits), OPTS) == []
+    # one route alone is judged on its own figures
+    assert len(cpu_hotspots(app(requests=waits[:1]), OPTS)) == 1
+
+
 def test_large_uncompressed_responses_get_compression() -> None:
     data = app(requests=(request("/export", 10, 0.5, bytes_out=50_000_000, uncompressed=10),))
     (finding,) = large_responses(data, OPTS)

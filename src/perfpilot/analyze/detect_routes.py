@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 
 from perfpilot.analyze.appdata import AppData
@@ -32,11 +33,17 @@ def cpu_hotspots(app: AppData, options: DiagnoseOptions) -> list[Finding]:
     hottest application function and line.
     """
     findings = []
-    for route in route_breakdown(app.requests):
-        if route.route in PSEUDO_ROUTES or route.requests < options.min_requests:
-            continue
+    routes = [
+        r
+        for r in route_breakdown(app.requests)
+        if r.route not in PSEUDO_ROUTES and r.requests >= options.min_requests
+    ]
+    for route in routes:
         share = route.app_ms / route.mean_ms if route.mean_ms else 0.0
         if share < options.cpu_min_app_share or route.app_ms < options.cpu_min_app_ms:
+            continue
+        others = [r.app_ms for r in routes if r is not route]
+        if others and route.app_ms < options.cpu_baseline_factor * statistics.median(others):
             continue
         label = f"{route.method} {route.route}"
         code, language = profile_code(label)

@@ -60,6 +60,10 @@ class DiagnoseOptions:
             hotspot suspect...
         cpu_min_app_ms: ...when that application time is at least this much
             per request.
+        cpu_baseline_factor: ...and at least this many times the median
+            application time of the app's other routes: waiting for the GIL and
+            the server's own work inflate every route's application time alike
+            on a loaded machine, a hot loop only its own.
         cpu_min_profile_samples: Stack samples of a route needed before its
             top frames are named.
         large_response_bytes: Mean response body size from which an
@@ -99,6 +103,7 @@ class DiagnoseOptions:
     memory_warmup_share: float = 0.2
     cpu_min_app_share: float = 0.5
     cpu_min_app_ms: float = 25.0
+    cpu_baseline_factor: float = 3.0
     cpu_min_profile_samples: int = 20
     large_response_bytes: int = 100_000
     min_requests: int = 5
