@@ -42,6 +42,8 @@ class RequestRow:
         uncompressed: Responses of at least
             :data:`UNCOMPRESSED_MIN_BYTES` with a compressible (or no) content
             type sent without a ``Content-Encoding``.
+        cache_time_s: Time spent in timed cache commands (redis-py, and
+            ``perfpilot.cache_event(..., duration_s=)``), summed.
     """
 
     route: str
@@ -59,6 +61,7 @@ class RequestRow:
     cache_misses: int = 0
     bytes_out: int = 0
     uncompressed: int = 0
+    cache_time_s: float = 0.0
 
 
 #: Smallest response body counted in :attr:`RequestRow.uncompressed` (compressing
@@ -120,6 +123,10 @@ class OutboundRow:
             request made earlier in the same flush interval (and not to an
             earlier call of their own request): a cache shared by requests,
             with a time to live of a few seconds, would have served them.
+        call_site: Where the application makes these calls: ``file:line`` of
+            the innermost application frame, then its callers (joined by
+            `` < ``), found the first time the process made a call to this
+            method, host and template; ``None`` when unknown.
     """
 
     host: str
@@ -139,6 +146,7 @@ class OutboundRow:
     model: str | None = None
     repeated: int = 0
     repeated_across: int = 0
+    call_site: str | None = None
 
 
 #: :attr:`ProfileRow.stack` of samples with no application frame on the stack

@@ -38,6 +38,33 @@ def test_route_time_is_split_and_status_classes_merge() -> None:
     assert orders.cost_per_request_usd == pytest.approx(0.0075)
 
 
+def test_cache_time_is_its_own_share_and_comes_out_of_app_time() -> None:
+    hit = RequestRow("/p", "GET", 2, 4, 0, hist(0.1, 0.1, 0.1, 0.1), db_time_s=0.08,
+                     outbound_time_s=0.04, cache_time_s=0.06, cache_hits=3)  # fmt: skip
+    failed = RequestRow("/p", "GET", 5, 1, 1, hist(0.1), cache_time_s=0.02, cache_misses=1)
+    (route,) = route_breakdown([hit, failed])
+    assert route.mean_ms == pytest.approx(100)
+    assert route.cache_ms == pytest.approx(16)  # (0.06 + 0.02) s over 5 requests
+    assert route.db_ms == pytest.approx(16)
+    assert route.outbound_ms == pytest.approx(8)
+    assert route.app_ms == pytest.approx(100 - 16 - 8 - 16)
+
+
+def test_untimed_caches_leave_their_time_in_app_time() -> None:
+    row = RequestRow("/p", "GET", 2, 2, 0, hist(0.05, 0.05), cache_hits=2)
+    (route,) = route_breakdown([row])
+    assert route.cache_ms == 0.0
+    assert route.app_ms == pytest.approx(50)
+
+
+def test_app_time_is_never_negative_when_the_parts_add_up_to_more() -> None:
+    # concurrent database and cache calls can sum to more than the request took
+    row = RequestRow("/p", "GET", 2, 1, 0, hist(0.01), db_time_s=0.008, cache_time_s=0.006)
+    (route,) = route_breakdown([row])
+    assert route.app_ms == 0.0
+    assert route.cache_ms == pytest.approx(6)
+
+
 def test_add_rows_keeps_labels_and_merges_histograms() -> None:
     a = RequestRow("/a", "GET", 2, 1, 0, hist(0.1))
     b = RequestRow("/a", "GET", 5, 2, 2, hist(0.2, 0.3))

@@ -110,3 +110,60 @@ def test_calls_with_a_query_between_or_overlapping_are_not_sequential() -> None:
         ),
     )
     assert sequential_calls(data, OPTS) == []
+
+
+SITE = "/srv/shop/llm.py:41 < /srv/shop/views.py:120"
+
+
+def test_repeated_calls_name_where_the_app_makes_them() -> None:
+    data = app(
+        requests=(request("/recs", 10, 0.3),),
+        outbound=(outbound("/recs", "/v1/embeddings", 30, 0.05, repeated=20, call_site=SITE),),
+    )
+    (finding,) = repeated_calls(data, OPTS)
+    assert finding.fix.location == SITE
+    assert finding.evidence["call_site"] == SITE
+
+
+def test_slow_calls_name_where_the_app_makes_them() -> None:
+    data = app(
+        requests=(request("/chat", 10, 1.0),),
+        outbound=(outbound("/chat", "/v1/chat/completions", 10, 0.9, call_site=SITE),),
+    )
+    (finding,) = slow_calls(data, OPTS)
+    assert finding.fix.location == SITE
+    assert finding.evidence["call_site"] == SITE
+
+
+def test_outbound_findings_without_a_known_call_site_name_no_location() -> None:
+    data = app(
+        requests=(request("/recs", 10, 1.0),),
+        outbound=(outbound("/recs", "/v1/embeddings", 30, 0.3, repeated=20),),
+    )
+    findings = repeated_calls(data, OPTS) + slow_calls(data, OPTS)
+    assert {f.kind for f in findings} == {"repeated_outbound", "slow_outbound"}
+    assert all(f.fix.location is None and f.evidence["call_site"] is None for f in findings)
+
+
+def test_the_call_site_of_any_status_class_names_the_endpoint() -> None:
+    data = app(
+        requests=(request("/recs", 10, 0.3),),
+        outbound=(
+            outbound("/recs", "/v1/embeddings", 5, 0.05, status_class=5, repeated=3),
+            outbound("/recs", "/v1/embeddings", 25, 0.05, repeated=17, call_site=SITE),
+        ),
+    )
+    (finding,) = repeated_calls(data, OPTS)
+    assert finding.fix.location == SITE
+
+
+def test_sequential_calls_name_the_first_call_site() -> None:
+    spans = (
+        Span("http", "GET api.example.com/v1/a", 0.0, 0.1, {"status": 200}),
+        Span("http", "GET api.example.com/v1/b", 0.1, 0.1, {"status": 200, "call_site": SITE}),
+        Span("http", "GET api.example.com/v1/c", 0.2, 0.1, {"status": 200}),
+    )
+    data = app(requests=(request("/dash", 10, 0.4),), traces=(trace("/dash", *spans),))
+    (finding,) = sequential_calls(data, OPTS)
+    assert finding.fix.location == SITE
+    assert finding.evidence["call_sites"] == [None, SITE, None]

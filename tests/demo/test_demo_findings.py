@@ -158,3 +158,22 @@ def test_the_cpu_hotspot_names_its_hot_frame_from_the_stack_samples(demo: DemoRu
     assert top["self_share"] >= 0.5
     assert hotspot.fix.location == top["location"]
     assert "stats_similar" in hotspot.fix.summary
+
+
+def test_outbound_findings_name_where_the_demo_app_makes_the_call(demo: DemoRun) -> None:
+    found = [f for f in demo.report.findings if f.kind in ("repeated_outbound", "slow_outbound")]
+    assert {f.kind for f in found} == {"repeated_outbound", "slow_outbound"}
+    for finding in found:
+        location = finding.fix.location
+        assert location is not None and finding.evidence["call_site"] == location
+        frames = location.split(" < ")
+        # the app's LLM helper, then the handler line that called it
+        assert len(frames) >= 2, location
+        assert all(f.rsplit(":", 1)[0].endswith("demo/app.py") for f in frames), location
+    assert "called from" in demo.page
+
+
+def test_the_demo_report_splits_route_time_with_cache(demo: DemoRun) -> None:
+    assert '<th class="num">cache</th>' in demo.page
+    cached = [r for r in demo.report.bottlenecks.routes if r.route == "/report/cached"]
+    assert cached and cached[0].cache_hits + cached[0].cache_misses > 0

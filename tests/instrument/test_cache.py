@@ -268,3 +268,196 @@ def test_install_is_idempotent() -> None:
 )
 def test_key_prefixes(key: Any, prefix: str) -> None:
     assert cache.key_prefix(key) == prefix
+
+
+# -- time in cache commands ---------------------------------------------------------------
+
+STEP_S = 0.002  # what the fake clock advances per reading: each command "takes" this long
+
+
+@pytest.fixture
+def stepping_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hooks' clock advances STEP_S per reading, so every command takes STEP_S."""
+    readings = iter(range(1, 10**6))
+    monkeypatch.setattr(cache, "perf", lambda: next(readings) * STEP_S)
+
+
+def in_request(recorder: Recorder, work: Any, *, duration: float = 0.01) -> RequestContext:
+    ctx = RequestContext("GET", perf())
+    ctx.route = "/profile/{id}"
+    token = current_request.set(ctx)
+    try:
+        work()
+    finally:
+        current_request.reset(token)
+    ctx.status = 200
+    recorder.finish(ctx, duration)
+    return ctx
+
+
+@pytest.mark.integration
+def test_redis_commands_in_a_request_are_its_cache_time(
+    redis: RedisServer, recorder: Recorder, stepping_clock: None
+) -> None:
+    seed(redis)
+    client = redis_lib.Redis.from_url(redis.url, decode_responses=True)
+
+    def work() -> None:
+        assert client.get("user:1:profile") == "alice"
+        assert client.get("user:3:profile") is None
+        assert client.mget("user:1:profile", "user:404") == ["alice", None]
+        client.set("user:5:profile", "y")  # a write: timed, neither hit nor miss
+        client.incr("counter")  # not a cache command: app time
+        pipe = client.pipeline()
+        pipe.get("user:1:profile")
+        pipe.execute()  # pipelines are not hooked
+
+    try:
+        ctx = in_request(recorder, work, duration=0.6)  # slow: traced
+    finally:
+        client.close()
+    assert ctx.cache_time == pytest.approx(4 * STEP_S)
+    snap = snapshot(recorder)
+    (request,) = snap.requests
+    assert request.cache_time_s == pytest.approx(4 * STEP_S)
+    assert (request.cache_hits, request.cache_misses) == (2, 2)
+    assert counts(snap) == {
+        ("redis", "get", "user", "/profile/{id}"): (1, 1),
+        ("redis", "mget", "user", "/profile/{id}"): (1, 1),
+    }
+    (trace,) = snap.traces
+    # (start offsets mix the real clock with the fake durations: compare as a set)
+    spans = sorted(
+        (s.name, round(s.duration_s, 9), repr(s.detail)) for s in trace.spans if s.kind == "cache"
+    )
+    assert spans == [
+        ("redis get user", STEP_S, "{'hit': False}"),
+        ("redis get user", STEP_S, "{'hit': True}"),
+        ("redis mget user", 0.0, "{'hit': False}"),
+        ("redis mget user", STEP_S, "{'hit': True}"),  # the command's time, on its first key
+        ("redis set user", STEP_S, "{}"),
+    ]
+
+
+@pytest.mark.integration
+def test_asyncio_redis_commands_in_a_request_are_its_cache_time(
+    redis: RedisServer, recorder: Recorder, stepping_clock: None
+) -> None:
+    seed(redis)
+
+    async def run() -> RequestContext:
+        client = redis_asyncio.Redis.from_url(redis.url)
+        ctx = RequestContext("GET", perf())
+        ctx.route = "/profile/{id}"
+        token = current_request.set(ctx)
+        try:
+            assert await client.get("user:1:profile") == b"alice"
+            assert await client.hmget("cart:9", ["apples", "pears"]) == [b"3", None]
+            await client.delete("user:5:profile")
+        finally:
+            current_request.reset(token)
+            await client.aclose()
+        ctx.status = 200
+        recorder.finish(ctx, 0.01)
+        return ctx
+
+    ctx = asyncio.run(run())
+    assert (ctx.cache_hits, ctx.cache_misses) == (2, 1)
+    (request,) = snapshot(recorder).requests
+    assert request.cache_time_s == pytest.approx(3 * STEP_S)
+
+
+@pytest.mark.integration
+def test_redis_cache_time_is_measured_on_the_real_clock(
+    redis: RedisServer, recorder: Recorder
+) -> None:
+    seed(redis)
+    client = redis_lib.Redis.from_url(redis.url)
+    try:
+        in_request(recorder, lambda: client.get("user:1:profile"))
+    finally:
+        client.close()
+    (request,) = snapshot(recorder).requests
+    assert request.cache_time_s > 0
+
+
+@pytest.mark.integration
+def test_a_failed_redis_lookup_is_cache_time_but_neither_hit_nor_miss(
+    redis: RedisServer, recorder: Recorder, stepping_clock: None
+) -> None:
+    seed(redis)
+    client = redis_lib.Redis.from_url(redis.url)
+
+    def work() -> None:
+        with pytest.raises(redis_lib.ResponseError, match="WRONGTYPE"):
+            client.get("cart:9")
+
+    try:
+        ctx = in_request(recorder, work)
+    finally:
+        client.close()
+    assert (ctx.cache_hits, ctx.cache_misses) == (0, 0)
+    snap = snapshot(recorder)
+    (request,) = snap.requests
+    assert request.cache_time_s == pytest.approx(STEP_S)
+    assert snap.caches == ()
+
+
+def test_requests_without_cache_commands_have_no_cache_time(recorder: Recorder) -> None:
+    ctx = in_request(recorder, lambda: None)
+    assert not hasattr(ctx, "cache_time")  # never set: the request paid nothing for it
+    (request,) = snapshot(recorder).requests
+    assert request.cache_time_s == 0.0
+
+
+def test_cache_event_with_a_duration_is_cache_time(recorder: Recorder) -> None:
+    def work() -> None:
+        perfpilot.instrument.cache_event("thumbnails", hit=True, duration_s=0.003)
+        perfpilot.instrument.cache_event("thumbnails", hit=False, duration_s=0.004)
+        perfpilot.instrument.cache_event("thumbnails", hit=True)  # untimed: app time
+
+    in_request(recorder, work)
+    snap = snapshot(recorder)
+    (request,) = snap.requests
+    assert request.cache_time_s == pytest.approx(0.007)
+    assert (request.cache_hits, request.cache_misses) == (2, 1)
+    assert counts(snap) == {("thumbnails", "get", "", "/profile/{id}"): (2, 1)}
+
+
+def test_cache_event_without_a_duration_counts_but_is_not_timed(recorder: Recorder) -> None:
+    in_request(recorder, lambda: perfpilot.instrument.cache_event("thumbnails", hit=False))
+    snap = snapshot(recorder)
+    (request,) = snap.requests
+    assert (request.cache_time_s, request.cache_misses) == (0.0, 1)
+
+
+@pytest.mark.parametrize("bad", [-0.5, float("nan"), float("inf"), "soon", object()])
+def test_cache_event_ignores_a_duration_that_is_not_one(recorder: Recorder, bad: Any) -> None:
+    in_request(recorder, lambda: perfpilot.instrument.cache_event("t", hit=True, duration_s=bad))
+    snap = snapshot(recorder)
+    (request,) = snap.requests
+    assert (request.cache_time_s, request.cache_hits) == (0.0, 1)
+
+
+def test_cache_event_outside_a_request_counts_without_time(recorder: Recorder) -> None:
+    perfpilot.instrument.cache_event("thumbnails", hit=True, duration_s=0.25)
+    snap = snapshot(recorder)
+    assert snap.requests == ()
+    assert counts(snap) == {("thumbnails", "get", "", NO_ROUTE): (1, 0)}
+
+
+def test_cache_time_past_the_event_bound_still_counts(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("perfpilot.instrument.recorder.MAX_EVENTS_PER_REQUEST", 2)
+
+    def work() -> None:
+        for _ in range(5):
+            perfpilot.instrument.cache_event("t", hit=False, duration_s=0.001)
+
+    ctx = in_request(recorder, work)
+    assert ctx.dropped == 3
+    snap = snapshot(recorder)
+    (request,) = snap.requests
+    assert request.cache_time_s == pytest.approx(0.005)
+    assert counts(snap) == {("t", "get", "", "/profile/{id}"): (0, 5)}

@@ -37,7 +37,7 @@ def sample_app() -> AppData:
     """Two minutes of a service: a slow N+1 route, a hostile route name, a cheap health check."""
     orders = RequestRow("/orders", "GET", 2, 100, 0, hist(*[0.2] * 90, *[0.6] * 10),
                         db_time_s=12.0, db_count=3100, outbound_time_s=2.0, outbound_count=100,
-                        cost_usd=0.5, cache_hits=60, cache_misses=40)  # fmt: skip
+                        cost_usd=0.5, cache_hits=60, cache_misses=40, cache_time_s=1.04)  # fmt: skip
     orders_failed = RequestRow("/orders", "GET", 5, 4, 4, hist(0.9, 0.9, 0.9, 0.9))
     evil = RequestRow(EVIL_ROUTE, "POST", 2, 20, 0, hist(*[0.05] * 20), db_time_s=0.2, db_count=20)
     health = RequestRow("/health", "GET", 2, 200, 0, hist(*[0.001] * 200))

@@ -103,3 +103,17 @@ def test_missing_plotly_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> Non
             plotly_js()
     finally:
         plotly_js.cache_clear()
+
+
+def test_the_breakdown_shows_cache_time(page: str) -> None:
+    data = embedded_data(page)
+    (chart,) = [c for c in data["charts"] if c["id"] == "breakdown"]  # type: ignore[attr-defined]
+    bars = {trace["name"]: trace for trace in chart["data"]}
+    assert list(bars) == ["app", "database", "outbound", "cache"]
+    orders = bars["cache"]["y"].index("GET /orders")
+    assert bars["cache"]["x"][orders] == pytest.approx(10.0)
+    assert "cache" in chart["title"]
+    table = page[page.index("<h3>Routes by total time</h3>") :]
+    table = table[: table.index("</table>")]
+    assert '<th class="num">cache</th>' in table
+    assert "counted, not timed" not in page

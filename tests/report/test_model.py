@@ -123,7 +123,10 @@ def test_bottlenecks_rank_routes_split_time_and_merge_queries() -> None:
     assert orders.requests == 104 and orders.errors == 4
     assert orders.db_ms == pytest.approx(12000 / 104)
     assert orders.outbound_ms == pytest.approx(2000 / 104)
-    assert orders.app_ms == pytest.approx(orders.mean_ms - orders.db_ms - orders.outbound_ms)
+    assert orders.cache_ms == pytest.approx(10.0)
+    assert orders.app_ms == pytest.approx(
+        orders.mean_ms - orders.db_ms - orders.outbound_ms - orders.cache_ms
+    )
     assert orders.cache_hit_rate == pytest.approx(0.6)
     assert sum(r.share for r in b.routes) == pytest.approx(1.0)
     first = b.queries[0]
@@ -131,6 +134,14 @@ def test_bottlenecks_rank_routes_split_time_and_merge_queries() -> None:
     assert first.rows_per_call == pytest.approx(9030 / 3010)
     assert b.outbound[0].cost_per_hour_usd == pytest.approx(0.5 * 3600 / 120)
     assert b.caches[0].hit_rate == pytest.approx(0.6)
+
+
+def test_reports_written_before_cache_time_read_back_with_no_cache_time() -> None:
+    document = json.loads(json.dumps(full_report().to_dict()))
+    for route in document["bottlenecks"]["routes"]:
+        del route["cache_ms"]
+    again = Report.from_dict(document)
+    assert [r.cache_ms for r in again.bottlenecks.routes] == [0.0, 0.0, 0.0]
 
 
 def test_without_in_app_data_routes_come_from_the_load_run_unsplit() -> None:

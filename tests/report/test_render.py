@@ -105,3 +105,19 @@ def test_renderers_handle_an_empty_report() -> None:
     assert "No problems found." in render(report, "terminal")
     assert "No problems found." in render(report, "markdown")
     assert "No problems found." in render(report, "html")
+
+
+def test_terminal_and_markdown_show_cache_time_per_route() -> None:
+    report = full_report()
+    markdown = render(report, "markdown")
+    header = next(line for line in markdown.splitlines() if line.startswith("| route"))
+    assert [c.strip() for c in header.strip("|").split("|")][5:9] == ["app", "db", "ext", "cache"]
+    orders = next(line for line in markdown.splitlines() if line.startswith("| GET /orders"))
+    assert [c.strip() for c in orders.strip("|").split("|")][8] == "10.0"
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    print_report(report, console)
+    terminal = console.file.getvalue()  # type: ignore[attr-defined]
+    lines = terminal.split("Routes by total time")[1].splitlines()
+    assert lines[1].split()[5:9] == ["app", "db", "ext", "cache"]
+    orders = next(line for line in lines if "GET /orders" in line)
+    assert orders.split()[9] == "10.0"

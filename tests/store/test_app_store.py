@@ -72,7 +72,7 @@ def make_snapshot(
 
     requests = tuple(
         RequestRow(route, method, status, n(), int(rng.integers(0, 3)), _histogram(rng, n()),
-                   money(), n(), money(), n(), money(), n(), n(), n(), n())
+                   money(), n(), money(), n(), money(), n(), n(), n(), n(), money())
         for route in routes
         for method, status in (("GET", 2), ("POST", 5 if seed % 2 else 2))
     )  # fmt: skip
@@ -85,7 +85,8 @@ def make_snapshot(
     outbound = tuple(
         OutboundRow("api.openai.com", "/v1/chat/completions", "POST", 2, route, n(), 0,
                     _histogram(rng, n()), n(), n(), seed % 2, money(), n(), n(),
-                    "gpt-4o-mini" if seed % 2 == 0 else None, seed % 3, seed % 4)
+                    "gpt-4o-mini" if seed % 2 == 0 else None, seed % 3, seed % 4,
+                    None if seed % 2 else "app/llm.py:31 < app/views.py:88")
         for route in routes
     )  # fmt: skip
     caches = tuple(CacheRow("redis", "GET", "user:", route, n(), n()) for route in routes)
@@ -203,7 +204,10 @@ def check_everything(store: Store, snapshots: Sequence[AppSnapshot], **where: An
         every("queries"), ("fingerprint", "db", "route"), first=("call_site",)
     )
     assert store.app_outbound(**where) == reference(
-        every("outbound"), ("host", "template", "method", "status_class", "route"), last=("model",)
+        every("outbound"),
+        ("host", "template", "method", "status_class", "route"),
+        last=("model",),
+        first=("call_site",),
     )
     assert store.app_caches(**where) == reference(
         every("caches"), ("cache", "command", "prefix", "route")
@@ -485,7 +489,7 @@ def test_sqlite_migrates_a_version_1_store_and_keeps_its_runs(
         store.save_app_snapshot(snapshot)
         check_everything(store, [snapshot])
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     conn.close()
 
 
@@ -533,6 +537,62 @@ def test_sqlite_migrates_a_version_3_store_and_its_outbound_rows_read_no_repeats
         (row,) = store.app_outbound()
         assert (row.route, row.count, row.repeated, row.repeated_across) == ("/r", 5, 2, 0)
         assert store.app_profiles() == []
+
+
+V4_REQUEST = (
+    "INSERT INTO app_requests (service, host, pid, started_at, ended_at, minute, route, method,"
+    " status_class, count, errors, latency, db_time_s, db_count, outbound_time_s, outbound_count,"
+    " cost_usd, cache_hits, cache_misses, bytes_out, uncompressed)"
+    " VALUES ('shop', 'h', 1, {p}, {p}, {p}, '/x', 'GET', 2, 4, 0, {p}, 0.5, 2, 0, 0, 0, 3, 1, 0, 0)"
+)
+V4_OUTBOUND = (
+    "INSERT INTO app_outbound (service, host, pid, started_at, ended_at, minute, remote_host,"
+    " template, method, status_class, route, count, errors, latency, bytes_in, bytes_out, retries,"
+    " cost_usd, prompt_tokens, completion_tokens, model, repeated, repeated_across)"
+    " VALUES ('shop', 'h', 1, {p}, {p}, {p}, 'api', '/v1/x', 'GET', 2, '/x', 5, 0, {p}, 0, 0, 0, 0,"
+    " 0, 0, NULL, 2, 1)"
+)
+
+
+def write_v4_rows(conn: Any, mark: str) -> None:
+    """One request row and one outbound row as schema version 4 wrote them."""
+    hist = _histogram(np.random.default_rng(1), 4).to_bytes()
+    conn.execute(V4_REQUEST.format(p=mark), (T0, T0 + 1, T0, hist))
+    conn.execute(V4_OUTBOUND.format(p=mark), (T0, T0 + 1, T0, hist))
+    conn.commit()
+
+
+def check_v4_rows_read_as_untimed_and_without_call_sites(store: Store) -> None:
+    (request,) = store.app_requests()
+    assert (request.route, request.count, request.cache_hits, request.cache_time_s) == (
+        "/x", 4, 3, 0.0,
+    )  # fmt: skip
+    (call,) = store.app_outbound()
+    assert (call.route, call.count, call.repeated_across, call.call_site) == ("/x", 5, 1, None)
+    snapshot = make_snapshot(2)  # seed 2: an outbound call site, cache time
+    assert snapshot.outbound[0].call_site and snapshot.requests[0].cache_time_s
+    store.save_app_snapshot(snapshot)
+    sites = {row.call_site for row in store.app_outbound()}
+    assert sites == {None, "app/llm.py:31 < app/views.py:88"}
+    assert math.fsum(r.cache_time_s for r in store.app_requests()) == pytest.approx(
+        math.fsum(r.cache_time_s for r in snapshot.requests)
+    )
+
+
+def test_sqlite_migrates_a_version_4_store_to_cache_time_and_outbound_call_sites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "v4.db"
+    monkeypatch.setattr("perfpilot.store.sqlite.MIGRATIONS", MIGRATIONS[:4])
+    monkeypatch.setattr("perfpilot.store.sqlite.SCHEMA_VERSION", 4)
+    with SQLiteStore(path) as old:
+        write_v4_rows(old._connection(), "?")
+    monkeypatch.undo()
+    with open_store(str(path)) as store:
+        check_v4_rows_read_as_untimed_and_without_call_sites(store)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+    conn.close()
 
 
 def test_sqlite_retries_a_busy_database(tmp_path: Path) -> None:

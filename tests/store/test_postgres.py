@@ -24,7 +24,12 @@ from perfpilot.store.postgres import MISSING_PSYCOPG, PostgresStore
 from perfpilot.store.schema import MIGRATIONS, SCHEMA_VERSION
 from perfpilot.store.sqlite import SQLiteStore
 from tests.pg import PostgresServer
-from tests.store.test_app_store import check_everything, make_snapshot
+from tests.store.test_app_store import (
+    check_everything,
+    check_v4_rows_read_as_untimed_and_without_call_sites,
+    make_snapshot,
+    write_v4_rows,
+)
 from tests.store.test_sqlite import make_result
 
 PASSWORD = "hunter2-Sekr1t"
@@ -200,6 +205,23 @@ def test_migrates_a_version_1_store_and_keeps_its_runs(
         check_everything(store, [snapshot])
         version = store._connection().execute(f"SELECT version FROM {VERSION_TABLE}").fetchone()
         assert version == (SCHEMA_VERSION,)
+
+
+@pytest.mark.integration
+def test_migrates_a_version_4_store_to_cache_time_and_outbound_call_sites(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dsn = _fresh_database(postgres, "perfpilot_test_v4")
+    monkeypatch.setattr("perfpilot.store.postgres.SCHEMA_VERSION", 4)
+    with PostgresStore(dsn) as old:
+        write_v4_rows(old._connection(), "%s")
+        version = old._connection().execute(f"SELECT version FROM {VERSION_TABLE}").fetchone()
+        assert version == (4,)
+    monkeypatch.undo()
+    with PostgresStore(dsn) as store:
+        check_v4_rows_read_as_untimed_and_without_call_sites(store)
+        version = store._connection().execute(f"SELECT version FROM {VERSION_TABLE}").fetchone()
+        assert version == (SCHEMA_VERSION,) == (5,)
 
 
 @pytest.mark.integration

@@ -2,7 +2,7 @@
 
 Pure functions over :mod:`perfpilot.app_records` rows (already merged by the
 store): per-route latency percentiles with the split of the mean request time
-between application code, database and outbound calls; queries and outbound
+between application code, database, outbound calls and cache commands; queries and outbound
 calls per request; cost per request and per business unit; cache hit rates.
 """
 
@@ -33,7 +33,8 @@ class RouteBreakdown:
     """One route (all status classes together).
 
     Time figures are means per request, in milliseconds; ``app_ms`` is what is
-    left of the mean duration after database and outbound time (never below 0).
+    left of the mean duration after database, outbound and cache time (never
+    below 0).
 
     Attributes:
         route: Route template.
@@ -53,6 +54,9 @@ class RouteBreakdown:
         cost_usd: Outbound money, over all requests.
         cache_hits: Cache lookups that hit.
         cache_misses: Cache lookups that missed.
+        cache_ms: Mean time per request in timed cache commands (redis-py,
+            ``cache_event(..., duration_s=)``); keyword-only, 0 when untimed
+            (and in data recorded before cache commands were timed).
     """
 
     route: str
@@ -72,6 +76,9 @@ class RouteBreakdown:
     cost_usd: float
     cache_hits: int
     cache_misses: int
+    # keyword-only with a default, so the report's subclasses can add fields
+    # and reports written before it still read back
+    cache_ms: float = dataclasses.field(default=0.0, kw_only=True)
 
     @property
     def total_ms(self) -> float:
@@ -105,6 +112,7 @@ def route_breakdown(rows: Iterable[RequestRow]) -> list[RouteBreakdown]:
         mean_ms = row.latency.mean_s * 1000
         db_ms = row.db_time_s / n * 1000
         out_ms = row.outbound_time_s / n * 1000
+        cache_ms = row.cache_time_s / n * 1000
         result.append(
             RouteBreakdown(
                 route=row.route,
@@ -115,9 +123,10 @@ def route_breakdown(rows: Iterable[RequestRow]) -> list[RouteBreakdown]:
                 p95_ms=p95 * 1000,
                 p99_ms=p99 * 1000,
                 mean_ms=mean_ms,
-                app_ms=max(0.0, mean_ms - db_ms - out_ms),
+                app_ms=max(0.0, mean_ms - db_ms - out_ms - cache_ms),
                 db_ms=db_ms,
                 outbound_ms=out_ms,
+                cache_ms=cache_ms,
                 queries_per_request=row.db_count / n,
                 outbound_per_request=row.outbound_count / n,
                 cost_per_request_usd=row.cost_usd / n,

@@ -8,6 +8,10 @@ interval, a few seconds (``repeated_across``). Either kind a cache would have
 served: per request (hoist the call out of the loop) or shared by requests (a
 TTL cache keyed by the request). Identical calls further apart than one flush
 interval are not seen, so the cross-request figure is a lower bound.
+
+Each finding names where the application makes the call (the endpoint's
+``call_site``, innermost application frame first) in its evidence and as the
+fix's location, when the recorder found one.
 """
 
 from __future__ import annotations
@@ -44,13 +48,15 @@ def _endpoint_name(row: OutboundRow) -> str:
 
 
 def _evidence(row: OutboundRow, **extra: Any) -> dict[str, Any]:
-    """What every outbound finding shows first: the route, the endpoint, the calls."""
+    """What every outbound finding shows first: the route, the endpoint, the calls,
+    where the app makes them."""
     return {
         "route": row.route,
         "host": row.host,
         "template": row.template,
         "method": row.method,
         "calls": row.count,
+        "call_site": row.call_site,
         **extra,
     }
 
@@ -138,6 +144,7 @@ def repeated_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                     ),
                     code=code,
                     language=language,
+                    location=row.call_site,
                 ),
                 confidence=0.9,
                 trace=_http_trace(app, row),
@@ -197,6 +204,7 @@ def slow_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                     ),
                     code=code,
                     language=language,
+                    location=row.call_site,
                 ),
                 confidence=0.7,
                 trace=_http_trace(app, row),
@@ -254,6 +262,7 @@ def sequential_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
         traced = sum(1 for t in app.traces if t.route == route_name)
         code, language = concurrent_calls_code()
         label = route.label if route is not None else route_name
+        sites = [s.detail.get("call_site") for s in run]
         findings.append(
             Finding(
                 id=finding_id("sequential_outbound", route_name),
@@ -269,6 +278,7 @@ def sequential_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                     "traces_with_pattern": len(found),
                     "traces_of_route": traced,
                     "calls": [s.name for s in run],
+                    "call_sites": sites,
                     "mean_saving_ms": mean_saving * 1000,
                     "max_saving_ms": saving * 1000,
                 },
@@ -284,6 +294,7 @@ def sequential_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                     ),
                     code=code,
                     language=language,
+                    location=next((site for site in sites if isinstance(site, str)), None),
                 ),
                 confidence=0.5,
                 trace=sample,

@@ -22,6 +22,7 @@ import enum
 import json
 import os
 import sqlite3
+import time
 import zlib
 from types import TracebackType
 from typing import Any
@@ -436,8 +437,11 @@ def create_app(db_path: str, llm_url: str, *, llm_timeout_s: float = 10.0) -> St
 
     def report_cached(request: Request) -> Response:
         key = _required_param(request, "key")
+        looked_up = time.perf_counter()
         cached = _REPORT_CACHE.get(key)
-        perfpilot.cache_event("report_cache", hit=cached is not None)
+        perfpilot.cache_event(
+            "report_cache", hit=cached is not None, duration_s=time.perf_counter() - looked_up
+        )
         if cached is not None:
             return Response(
                 cached.body,

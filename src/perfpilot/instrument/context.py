@@ -47,11 +47,15 @@ class RequestContext:
         cost: US dollars spent on outbound calls so far.
         cache_hits: Cache hits so far.
         cache_misses: Cache misses so far.
+        cache_time: Seconds in timed cache commands so far. Set with the
+            first cache event (requests without one never pay for it): read
+            it only when ``cache_events`` is not empty.
         queries: ``(sql, start_offset_s, duration_s, rows, failed, db)`` tuples,
             or lists of the same for row-returning statements whose fetches
             are still being timed (see :meth:`Recorder.open_query`).
         calls: Outbound call tuples (see :meth:`Recorder.outbound`).
-        cache_events: ``(cache, command, prefix, hit, start_offset_s)`` tuples.
+        cache_events: ``(cache, command, prefix, hit, start_offset_s, duration_s)``
+            tuples (``hit`` is ``None`` for a timed write).
         units: Business units produced, by name.
         bytes_out: Response body bytes sent so far.
         headers: The response headers as the server interface passed them;
@@ -68,6 +72,7 @@ class RequestContext:
         "cache_events",
         "cache_hits",
         "cache_misses",
+        "cache_time",
         "calls",
         "compressible",
         "cost",
@@ -85,6 +90,8 @@ class RequestContext:
         "status",
         "units",
     )
+
+    cache_time: float  # a slot, assigned with the first cache event (see above)
 
     def __init__(self, method: str, started: float) -> None:
         self.method = method
@@ -104,7 +111,7 @@ class RequestContext:
         # the overhead budget. The recorder swaps in a list on first append.
         self.queries: list[Any] = NO_EVENTS  # tuples, or lists while still open
         self.calls: list[tuple[Any, ...]] = NO_EVENTS
-        self.cache_events: list[tuple[str, str, str, bool, float]] = NO_EVENTS
+        self.cache_events: list[tuple[str, str, str, bool | None, float, float]] = NO_EVENTS
         self.units: dict[str, int] | None = None
         self.dropped = 0
         self.bytes_out = 0

@@ -30,9 +30,10 @@ from perfpilot.app_records import (
     Trace,
     UnitRow,
 )
+from perfpilot.instrument.aggregates import Interval
 from perfpilot.instrument.context import warn_once
 from perfpilot.instrument.profiler import Profiler
-from perfpilot.instrument.recorder import Interval, Recorder
+from perfpilot.instrument.recorder import Recorder
 
 Sink = Callable[[AppSnapshot], None]
 Fingerprinter = Callable[[str, str], tuple[str, str]]
@@ -209,6 +210,7 @@ class Flusher:
                 row[2] += agg.errors
                 row[3].merge(agg.latency)
                 row[4] += agg.rows
+        sites = self.recorder.outbound_sites
         return AppSnapshot(
             service=self.recorder.service,
             host=self._host,
@@ -232,6 +234,7 @@ class Flusher:
                     a.cache_misses,
                     a.bytes_out,
                     a.uncompressed,
+                    a.cache_time,
                 )
                 for (route, method, sc), a in interval.requests.items()
             ),
@@ -258,6 +261,7 @@ class Flusher:
                     a.model,
                     a.repeated,
                     a.repeated_across,
+                    sites.get((method, host, template)),
                 )
                 for (host, template, method, sc, route), a in interval.outbound.items()
             ),
@@ -307,9 +311,13 @@ class Flusher:
                 detail["cost_usd"] = cost
             if model:
                 detail["model"] = model
+            site = self.recorder.outbound_sites.get((method, host, template))
+            if site:
+                detail["call_site"] = site
             spans.append(Span("http", f"{method} {host}{template}", start, duration, detail))
-        for cache, command, prefix, hit, start in raw["cache_events"]:
-            spans.append(Span("cache", f"{cache} {command} {prefix}", start, 0.0, {"hit": hit}))
+        for cache, command, prefix, hit, start, duration in raw["cache_events"]:
+            name = f"{cache} {command} {prefix}"
+            spans.append(Span("cache", name, start, duration, {} if hit is None else {"hit": hit}))
         spans.sort(key=lambda span: span.start_s)
         return Trace(
             at=raw["at"],

@@ -36,6 +36,10 @@ Redirects count as one call, the one the app made: httpx and aiohttp follow
 them inside one send; requests calls ``send`` again per hop, and those nested
 sends are not counted separately.
 
+**Call sites.** Each call's endpoint (method, host, template) gets the
+application frames that made it (:meth:`Recorder.outbound_site`, found at the
+call while those frames are on the stack, once per endpoint and process).
+
 The hooks cost nothing but an attribute read when the app is not instrumented
 (``active.recorder is None``), and never raise into the app.
 """
@@ -176,14 +180,16 @@ def _report(
         if body is not None:
             usage = extract_usage(body)
         cost = rule.cost(usage, bytes_in, bytes_out)
+    template = path_template(path)
+    recorder.outbound_site(method, host, template)
     if usage is None:
         recorder.outbound(
-            method, host, path_template(path), status, start, end - start,
+            method, host, template, status, start, end - start,
             bytes_in=bytes_in, bytes_out=bytes_out, cost=cost, identity=identity,
         )  # fmt: skip
     else:
         recorder.outbound(
-            method, host, path_template(path), status, start, end - start,
+            method, host, template, status, start, end - start,
             bytes_in=bytes_in, bytes_out=bytes_out, cost=cost,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             model=usage.model, identity=identity,
@@ -271,6 +277,7 @@ def _httpx_done(recorder: Recorder, request: Any, response: Any, start: float, s
             status = response.status_code
             rule = _rule(host, path, status)
             if stream:
+                recorder.outbound_site(method, host, path_template(path))
                 headers = response.headers
                 watch = StreamWatch(
                     recorder, method, host, path, status, start, bytes_out, identity, rule,
@@ -347,6 +354,7 @@ def _requests_done(
             status = response.status_code
             rule = _rule(host, path, status)
             if stream:
+                recorder.outbound_site(method, host, path_template(path))
                 watch = StreamWatch(
                     recorder, method, host, path, status, start, bytes_out, identity, rule,
                     response.headers.get("Content-Type"),
@@ -445,6 +453,7 @@ async def _aiohttp_done(
         rule = _rule(host, path, status)
         content_type = response.headers.get("Content-Type")
         if body_kind(content_type) == "sse":
+            recorder.outbound_site(method, host, path_template(path))
             watch = StreamWatch(
                 recorder, method, host, path, status, start, bytes_out, identity, rule,
                 content_type,

@@ -46,8 +46,9 @@ from types import CodeType, FrameType
 from typing import Any
 
 from perfpilot.app_records import NO_APP_FRAME, ProfileRow
+from perfpilot.instrument.callsite import is_library
 from perfpilot.instrument.context import RequestContext, warn_once
-from perfpilot.instrument.recorder import OTHER, _is_library
+from perfpilot.instrument.recorder import OTHER
 
 #: Application frames kept per sample, innermost first.
 STACK_FRAMES = 3
@@ -267,7 +268,7 @@ class Profiler:
 
     def _classify(self, code: CodeType) -> int | str:
         kind: int | str = _LIBRARY
-        if not _is_library(code.co_filename):
+        if not is_library(code.co_filename):
             template = self._endpoints.get(code)
             kind = _APP if template is None else template
         if len(self._kinds) >= MAX_NAMES:

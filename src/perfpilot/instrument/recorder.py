@@ -15,27 +15,21 @@ spotting identical calls across requests.
 
 from __future__ import annotations
 
-import os
 import random
-import sys
-import sysconfig
 import threading
 import time
-from array import array
 from collections.abc import Iterable
-from types import FrameType
 from typing import Any
 
-import numpy as np
-
 from perfpilot.app_records import UNCOMPRESSED_MIN_BYTES
+from perfpilot.instrument.aggregates import Interval, OutboundAgg, QueryAgg, RequestAgg
+from perfpilot.instrument.callsite import find_call_site
 from perfpilot.instrument.context import (
     MAX_EVENTS_PER_REQUEST,
     NO_EVENTS,
     RequestContext,
     current_request,
 )
-from perfpilot.stats.histogram import Histogram
 
 OTHER = "<other>"
 NO_ROUTE = "<none>"
@@ -43,121 +37,6 @@ UNMATCHED = "<unmatched>"
 MAX_CALL_SITES = 10_000
 # besides no response and 5xx: statuses after which clients retry
 _RETRYABLE = frozenset((408, 429))
-
-
-class RequestAgg:
-    """Sums of one (route, method, status class) key."""
-
-    __slots__ = (
-        "bytes_out",
-        "cache_hits",
-        "cache_misses",
-        "cost",
-        "count",
-        "db_count",
-        "db_time",
-        "errors",
-        "latency",
-        "out_count",
-        "out_time",
-        "uncompressed",
-    )
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.errors = 0
-        self.latency = Histogram()
-        self.db_time = 0.0
-        self.db_count = 0
-        self.out_time = 0.0
-        self.out_count = 0
-        self.cost = 0.0
-        self.cache_hits = 0
-        self.cache_misses = 0
-        self.bytes_out = 0
-        self.uncompressed = 0
-
-
-class QueryAgg:
-    """Sums of one (raw SQL, route, db) key; fingerprinted at flush.
-
-    Durations are appended to a plain array on the request path and turned
-    into a histogram in one numpy batch when the flusher reads ``latency``:
-    an ``array.append`` costs less than a ``Histogram.record`` call, and a
-    request may run many statements.
-    """
-
-    __slots__ = ("durations", "errors", "rows")
-
-    def __init__(self) -> None:
-        self.errors = 0
-        self.rows = 0
-        self.durations = array("d")
-
-    @property
-    def count(self) -> int:
-        """Statements seen: one duration each."""
-        return len(self.durations)
-
-    @property
-    def latency(self) -> Histogram:
-        """The durations as a histogram (built on each access)."""
-        histogram = Histogram()
-        if self.durations:
-            histogram.record_many(np.frombuffer(self.durations, dtype=np.float64))
-        return histogram
-
-
-class OutboundAgg:
-    """Sums of one (host, template, method, status class, route) key."""
-
-    __slots__ = (
-        "bytes_in",
-        "bytes_out",
-        "completion_tokens",
-        "cost",
-        "count",
-        "errors",
-        "latency",
-        "model",
-        "prompt_tokens",
-        "repeated",
-        "repeated_across",
-        "retries",
-    )
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.errors = 0
-        self.latency = Histogram()
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.retries = 0
-        self.cost = 0.0
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-        self.model: str | None = None
-        self.repeated = 0
-        self.repeated_across = 0
-
-
-class Interval:
-    """Everything recorded during one flush interval (raw, not yet fingerprinted)."""
-
-    def __init__(self, started_at: float) -> None:
-        self.started_at = started_at
-        self.requests: dict[tuple[str, str, int], RequestAgg] = {}
-        self.queries: dict[tuple[str, str, str], QueryAgg] = {}
-        self.outbound: dict[tuple[str, str, str, int, str], OutboundAgg] = {}
-        self.caches: dict[tuple[str, str, str, str], list[int]] = {}
-        self.units: dict[tuple[str, str], list[float]] = {}
-        self.traces: list[dict[str, Any]] = []
-        self.resources: list[Any] = []
-        self.pools: dict[str, list[float]] = {}
-        self.drops: dict[str, int] = {}
-        # identities (hash of method, URL, body) of successful outbound calls
-        # made inside requests, for spotting identical calls across requests
-        self.identities: set[Any] = set()
 
 
 class Recorder:
@@ -202,6 +81,7 @@ class Recorder:
         self._interval = Interval(time.time())
         self._wall_offset = time.time() - time.perf_counter()
         self.call_sites: dict[str, str | None] = {}
+        self.outbound_sites: dict[tuple[str, str, str], str | None] = {}
 
     # -- the hot path ---------------------------------------------------------
     def finish(self, ctx: RequestContext, duration: float) -> None:
@@ -236,6 +116,7 @@ class Recorder:
             if ctx.cache_events:
                 agg.cache_hits += ctx.cache_hits
                 agg.cache_misses += ctx.cache_misses
+                agg.cache_time += ctx.cache_time
                 self._add_cache_events(interval, ctx.cache_events, route)
             if ctx.units:
                 units = interval.units
@@ -372,30 +253,51 @@ class Recorder:
             with self._lock:
                 self._add_calls(self._interval, ((*event, 0.0),), ctx.route or OTHER)
 
-    def cache(self, cache: str, command: str, prefix: str, hit: bool) -> None:
-        """Record one cache lookup."""
+    def cache(
+        self, cache: str, command: str, prefix: str, hit: bool | None, duration: float = 0.0
+    ) -> None:
+        """Record one cache command that just ended.
+
+        Args:
+            cache: The cache's name (``redis``, or the app's name for its own).
+            command: The command (``get``).
+            prefix: The key prefix it is counted under.
+            hit: Whether the lookup hit; ``None`` for a command that looks
+                nothing up (a write): timed, counted neither way.
+            duration: Seconds the command took (0 when not timed). Inside a
+                request it adds to the request's cache time; outside one
+                there is no request to add it to.
+        """
         ctx = current_request.get()
         if ctx is None:
-            with self._lock:
-                self._add_cache_events(
-                    self._interval, ((cache, command, prefix, hit, 0.0),), NO_ROUTE
-                )
+            if hit is not None:
+                with self._lock:
+                    self._add_cache_events(
+                        self._interval, ((cache, command, prefix, hit, 0.0, 0.0),), NO_ROUTE
+                    )
             return
         if hit:
             ctx.cache_hits += 1
-        else:
+        elif hit is not None:
             ctx.cache_misses += 1
         events = ctx.cache_events
-        if events is NO_EVENTS:
+        if events is NO_EVENTS:  # the first: cache_time exists from here on
             events = ctx.cache_events = []
+            ctx.cache_time = duration
+        else:
+            ctx.cache_time += duration
         if len(events) < MAX_EVENTS_PER_REQUEST:
-            events.append((cache, command, prefix, hit, time.perf_counter() - ctx.started))
+            start = time.perf_counter() - duration - ctx.started
+            events.append((cache, command, prefix, hit, start, duration))
         else:
             ctx.dropped += 1
-            with self._lock:
-                self._add_cache_events(
-                    self._interval, ((cache, command, prefix, hit, 0.0),), ctx.route or OTHER
-                )
+            if hit is not None:
+                with self._lock:
+                    self._add_cache_events(
+                        self._interval,
+                        ((cache, command, prefix, hit, 0.0, 0.0),),
+                        ctx.route or OTHER,
+                    )
 
     def unit(self, name: str, count: int = 1) -> None:
         """Mark that the current request produced ``count`` business units ``name``."""
@@ -453,6 +355,27 @@ class Recorder:
         if len(sites) >= MAX_CALL_SITES:
             sites.clear()
         sites[sql] = site
+        return site
+
+    def outbound_site(self, method: str, host: str, template: str) -> str | None:
+        """The application frames that first made a call to this endpoint.
+
+        Cached per ``(method, host, template)``, so the stack is walked once
+        per endpoint (as :meth:`call_site` does per statement); the flusher
+        puts it on the endpoint's :class:`~perfpilot.app_records.OutboundRow`
+        and ``http`` spans. Called by the outbound hooks while the app's
+        frames are on the stack (at the call, not when a streamed body ends).
+        """
+        key = (method, host, template)
+        sites = self.outbound_sites
+        try:
+            return sites[key]
+        except KeyError:
+            pass
+        site = find_call_site()
+        if len(sites) >= MAX_CALL_SITES:
+            sites.clear()
+        sites[key] = site
         return site
 
     # -- the flusher's side ----------------------------------------------------
@@ -566,10 +489,15 @@ class Recorder:
             room -= 1
 
     def _add_cache_events(
-        self, interval: Interval, events: Iterable[tuple[str, str, str, bool, float]], route: str
+        self,
+        interval: Interval,
+        events: Iterable[tuple[str, str, str, bool | None, float, float]],
+        route: str,
     ) -> None:
         table = interval.caches
-        for cache, command, prefix, hit, _start in events:
+        for cache, command, prefix, hit, _start, _duration in events:
+            if hit is None:  # a write: its time is the request's, there is nothing to count
+                continue
             key = (cache, command, prefix, route)
             counts = table.get(key)
             if counts is None:
@@ -622,59 +550,3 @@ def _has_repeat(queries: list[tuple[str, float, float, int, bool, str]], thresho
             return True
         counts[sql] = n
     return False
-
-
-_LIBRARY_PREFIXES = tuple(
-    {
-        p
-        for p in (
-            sysconfig.get_paths().get("stdlib"),
-            sysconfig.get_paths().get("platstdlib"),
-            sysconfig.get_paths().get("purelib"),
-            sysconfig.get_paths().get("platlib"),
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        )
-        if p
-    }
-)
-# perfpilot's sample app is application code, wherever perfpilot is installed
-_DEMO_APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo", "")
-_library_cache: dict[str, bool] = {}
-
-
-def _is_library(filename: str) -> bool:
-    known = _library_cache.get(filename)
-    if known is None:
-        known = not filename.startswith(_DEMO_APP) and (
-            filename.startswith(_LIBRARY_PREFIXES)
-            or filename.startswith("<")
-            or "site-packages" in filename
-            or "dist-packages" in filename
-        )
-        _library_cache[filename] = known
-    return known
-
-
-def find_call_site(skip: int = 2, depth: int = 3) -> str | None:
-    """Where the application made a call: ``file:line`` of the innermost frame
-    outside the standard library, installed packages and perfpilot itself,
-    then `` < file:line`` for each application frame that called it, up to
-    ``depth`` frames in all; ``None`` when there is no application frame.
-
-    The callers matter when the app reaches its database through a helper of
-    its own (a ``run_query()``): the loop that makes an N+1 is the caller's.
-    """
-    try:
-        frame = sys._getframe(skip)
-    except ValueError:
-        return None
-    sites: list[str] = []
-    current: FrameType | None = frame
-    while current is not None and len(sites) < depth:
-        filename = current.f_code.co_filename
-        if not _is_library(filename):
-            sites.append(f"{filename}:{current.f_lineno}")
-        elif sites:  # the app's own frames end where a framework called them
-            break
-        current = current.f_back
-    return " < ".join(sites) if sites else None

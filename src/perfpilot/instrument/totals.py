@@ -43,6 +43,7 @@ class RequestTotals:
     cost_usd: float = 0.0
     cache_hits: int = 0
     cache_misses: int = 0
+    cache_time_s: float = 0.0
 
 
 @dataclasses.dataclass
@@ -147,6 +148,7 @@ class Totals:
                 req.cost_usd += r.cost_usd
                 req.cache_hits += r.cache_hits
                 req.cache_misses += r.cache_misses
+                req.cache_time_s += r.cache_time_s
             for o in snapshot.outbound:
                 out = self._slot(
                     self._outbound, (o.host, o.template), (OTHER, OTHER), OutboundTotals

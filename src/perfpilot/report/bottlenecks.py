@@ -1,12 +1,15 @@
 """Bottleneck Identification: where the time and the money go.
 
 Routes are ranked by the total time spent serving them (mean × requests), each
-with its mean time split between application code, the database and outbound
-calls (:mod:`perfpilot.analyze.breakdown`), and its cache lookups. Query
-fingerprints are ranked by total time, outbound endpoints by cost then time.
+with its mean time split between application code, the database, outbound
+calls and timed cache commands (:mod:`perfpilot.analyze.breakdown`), and its
+cache lookups. Query fingerprints are ranked by total time, outbound endpoints
+by cost then time.
 
-Cache lookups are counted, not timed, so their time is part of ``app_ms``.
-Without in-app data the routes are the load run's request names, with no split.
+Cache time is that of redis-py commands and of ``cache_event(...,
+duration_s=)``; an in-process cache reported without a duration stays in
+``app_ms``. Without in-app data the routes are the load run's request names,
+with no split.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ class RouteTime(RouteBreakdown, FlatRecord):
     Attributes:
         total_s: Time spent serving the route, over all requests.
         share: ``total_s`` as a 0..1 share of all routes' time.
-        split_known: Whether the app/db/outbound split was measured (in-app
+        split_known: Whether the app/db/outbound/cache split was measured (in-app
             data) or not (load run only: all of ``mean_ms`` is in ``app_ms``).
     """
 

@@ -8,7 +8,7 @@ logic of its own. Only charts with data are made:
 - ``throughput``: requests and errors per second over time;
 - ``distribution``: the latency distribution;
 - ``routes``: routes ranked by total time;
-- ``breakdown``: mean time per request split into app, database, outbound;
+- ``breakdown``: mean time per request split into app, database, outbound, cache;
 - ``outbound``: outbound cost (or time, when nothing was priced).
 
 Plotly reads a few HTML-like tags in its text (``<b>``, ``<a href>``), so
@@ -36,6 +36,7 @@ _COLORS = {
     "app": "#4c78a8",
     "db": "#f58518",
     "outbound": "#54a24b",
+    "cache": "#b279a2",
 }
 
 
@@ -230,7 +231,7 @@ def _breakdown(report: Report) -> Any:
     if not routes:
         return None
     labels = [plotly_text(r.label) for r in routes]
-    title = "Time per request by route: app, database, outbound"
+    title = "Time per request by route: app, database, outbound, cache"
     data = [
         {
             "type": "bar",
@@ -241,7 +242,12 @@ def _breakdown(report: Report) -> Any:
             "marker": {"color": _COLORS[field]},
             "hovertemplate": f"%{{y}}: %{{x:.3g}} ms {name}<extra></extra>",
         }
-        for name, field in (("app", "app"), ("database", "db"), ("outbound", "outbound"))
+        for name, field in (
+            ("app", "app"),
+            ("database", "db"),
+            ("outbound", "outbound"),
+            ("cache", "cache"),
+        )
     ]
     layout = _layout(
         title,

@@ -111,11 +111,13 @@ def _bottlenecks(report: Report) -> list[str]:
                     cell(r.label), f"{r.requests:,}", f"{r.errors:,}", fmt.ms(r.p95_ms),
                     fmt.ms(r.mean_ms), fmt.ms(r.app_ms) if known else "-",
                     fmt.ms(r.db_ms) if known else "-", fmt.ms(r.outbound_ms) if known else "-",
+                    fmt.ms(r.cache_ms) if known else "-",
                     fmt.percent(r.share), f"{r.queries_per_request:.1f}" if known else "-",
                 ]
             )  # fmt: skip
-        parts.append("**Routes by total time** (mean ms per request: app, db, outbound)")
-        header = ["route", "req", "err", "p95 ms", "mean ms", "app", "db", "ext", "share", "q/req"]
+        parts.append("**Routes by total time** (mean ms per request: app, db, outbound, cache)")
+        header = ["route", "req", "err", "p95 ms", "mean ms", "app", "db", "ext", "cache", "share",
+                  "q/req"]  # fmt: skip
         parts.append(_table(header, rows))
     if b.queries:
         rows = [

@@ -34,12 +34,14 @@ def render_monitoring(
     table = Table(
         title=title,
         title_justify="left",
-        caption="latency in ms; app, db, ext: mean ms per request in app code, the database "
-        "and outbound calls; q/req, ext/req: queries and outbound calls per request",
+        caption="latency in ms; app, db, ext, cache: mean ms per request in app code, the "
+        "database, outbound calls and timed cache commands; q/req, ext/req: queries and "
+        "outbound calls per request",
         caption_justify="left",
     )
     table.add_column("route", no_wrap=True)
-    for column in ("req", "err", "p50", "p95", "p99", "app", "db", "ext", "q/req", "ext/req"):
+    columns = ("req", "err", "p50", "p95", "p99", "app", "db", "ext", "cache", "q/req", "ext/req")
+    for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("$/req", justify="right", no_wrap=True)
     for row in routes:
@@ -53,6 +55,7 @@ def render_monitoring(
             _ms(row.app_ms),
             _ms(row.db_ms),
             _ms(row.outbound_ms),
+            _ms(row.cache_ms),
             f"{row.queries_per_request:.1f}",
             f"{row.outbound_per_request:.1f}",
             _usd(row.cost_per_request_usd),

@@ -105,16 +105,17 @@ def _bottlenecks(report: Report, console: Console) -> None:
         console.print("No requests in this window.")
     else:
         table = _table(
-            ("route", "req", "err", "p95", "mean", "app", "db", "ext", "share", "q/req"),
+            ("route", "req", "err", "p95", "mean", "app", "db", "ext", "cache", "share", "q/req"),
             left=("route",),
-            title="Routes by total time (mean ms per request split into app, db, outbound)",
+            title="Routes by total time (mean ms per request split into app, db, outbound, cache)",
         )
         for r in b.routes[:15]:
             table.add_row(
                 escape(r.label), f"{r.requests:,}", f"{r.errors:,}", fmt.ms(r.p95_ms),
                 fmt.ms(r.mean_ms), fmt.ms(r.app_ms) if r.split_known else "-",
                 fmt.ms(r.db_ms) if r.split_known else "-",
-                fmt.ms(r.outbound_ms) if r.split_known else "-", fmt.percent(r.share),
+                fmt.ms(r.outbound_ms) if r.split_known else "-",
+                fmt.ms(r.cache_ms) if r.split_known else "-", fmt.percent(r.share),
                 f"{r.queries_per_request:.1f}" if r.split_known else "-",
             )  # fmt: skip
         console.print(table)

@@ -57,7 +57,7 @@ REQUESTS = AppTable(
     "app_requests",
     ("route", "method", "status_class", "count", "errors", "latency", "db_time_s", "db_count",
      "outbound_time_s", "outbound_count", "cost_usd", "cache_hits", "cache_misses",
-     "bytes_out", "uncompressed"),
+     "bytes_out", "uncompressed", "cache_time_s"),
 )  # fmt: skip
 QUERIES = AppTable(
     "app_queries",
@@ -67,7 +67,7 @@ OUTBOUND = AppTable(
     "app_outbound",
     ("remote_host", "template", "method", "status_class", "route", "count", "errors", "latency",
      "bytes_in", "bytes_out", "retries", "cost_usd", "prompt_tokens", "completion_tokens",
-     "model", "repeated", "repeated_across"),
+     "model", "repeated", "repeated_across", "call_site"),
 )  # fmt: skip
 CACHES = AppTable("app_caches", ("cache", "command", "prefix", "route", "hits", "misses"))
 UNITS = AppTable("app_units", ("unit", "route", "units", "requests", "cost_usd"))
@@ -136,7 +136,8 @@ def request_values(row: RequestRow) -> Row:
     return (row.route, row.method, row.status_class, row.count, row.errors,
             row.latency.to_bytes(), float(row.db_time_s), row.db_count,
             float(row.outbound_time_s), row.outbound_count, float(row.cost_usd),
-            row.cache_hits, row.cache_misses, row.bytes_out, row.uncompressed)  # fmt: skip
+            row.cache_hits, row.cache_misses, row.bytes_out, row.uncompressed,
+            float(row.cache_time_s))  # fmt: skip
 
 
 def query_values(row: QueryRow) -> Row:
@@ -150,7 +151,7 @@ def outbound_values(row: OutboundRow) -> Row:
     return (row.host, row.template, row.method, row.status_class, row.route, row.count,
             row.errors, row.latency.to_bytes(), row.bytes_in, row.bytes_out, row.retries,
             float(row.cost_usd), row.prompt_tokens, row.completion_tokens, row.model,
-            row.repeated, row.repeated_across)  # fmt: skip
+            row.repeated, row.repeated_across, row.call_site)  # fmt: skip
 
 
 def cache_values(row: CacheRow) -> Row:
@@ -256,10 +257,10 @@ def select_sql(
 _KEY, _SUM, _FSUM, _MAX, _HIST, _FIRST, _LAST = range(7)
 
 _REQUEST_MERGE = (_KEY, _KEY, _KEY, _SUM, _SUM, _HIST, _FSUM, _SUM, _FSUM, _SUM, _FSUM, _SUM, _SUM,
-                  _SUM, _SUM)  # fmt: skip
+                  _SUM, _SUM, _FSUM)  # fmt: skip
 _QUERY_MERGE = (_KEY, _FIRST, _KEY, _KEY, _SUM, _SUM, _HIST, _SUM, _FIRST)
 _OUTBOUND_MERGE = (_KEY, _KEY, _KEY, _KEY, _KEY, _SUM, _SUM, _HIST, _SUM, _SUM, _SUM, _FSUM,
-                   _SUM, _SUM, _LAST, _SUM, _SUM)  # fmt: skip
+                   _SUM, _SUM, _LAST, _SUM, _SUM, _FIRST)  # fmt: skip
 _CACHE_MERGE = (_KEY, _KEY, _KEY, _KEY, _SUM, _SUM)
 _UNIT_MERGE = (_KEY, _KEY, _SUM, _SUM, _FSUM)
 _POOL_MERGE = (_KEY, _SUM, _FSUM, _MAX, _MAX, _MAX, _MAX)
@@ -290,7 +291,8 @@ def merge_queries(rows: Iterable[Sequence[Any]]) -> list[QueryRow]:
 def merge_outbound(rows: Iterable[Sequence[Any]]) -> list[OutboundRow]:
     """Rows of :data:`OUTBOUND` merged per (host, template, method, status class, route).
 
-    The model is the last non-null one (rows come in the order they were written).
+    The model is the last non-null one (rows come in the order they were written),
+    the call site the first non-null one.
     """
     return [OutboundRow(*values) for values in _merge(rows, _OUTBOUND_MERGE)]
 

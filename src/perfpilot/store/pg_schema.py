@@ -291,4 +291,9 @@ PG_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX app_profiles_by_route ON app_profiles (route, minute);
     ALTER TABLE app_outbound ADD COLUMN repeated_across BIGINT NOT NULL DEFAULT 0;
     """,
+    # 5: time in cache commands per request aggregate; outbound call sites.
+    """
+    ALTER TABLE app_requests ADD COLUMN cache_time_s DOUBLE PRECISION NOT NULL DEFAULT 0;
+    ALTER TABLE app_outbound ADD COLUMN call_site TEXT;
+    """,
 )

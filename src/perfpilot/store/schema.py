@@ -52,6 +52,10 @@ route, ``stack`` of innermost application frames, ``via`` library frame;
 ``samples``), indexed like the other tables with a route, and to
 ``app_outbound`` the calls identical to another request's (``repeated_across``;
 0 in rows written before it).
+
+Version 5 adds to ``app_requests`` the time spent in timed cache commands
+(``cache_time_s``; 0 in rows written before it) and to ``app_outbound`` the
+application call site of the endpoint's calls (``call_site``; NULL before).
 """
 
 from __future__ import annotations
@@ -322,6 +326,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX app_profiles_by_minute ON app_profiles (minute);
     CREATE INDEX app_profiles_by_route ON app_profiles (route, minute);
     ALTER TABLE app_outbound ADD COLUMN repeated_across INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 5: time in cache commands per request aggregate; outbound call sites.
+    """
+    ALTER TABLE app_requests ADD COLUMN cache_time_s REAL NOT NULL DEFAULT 0;
+    ALTER TABLE app_outbound ADD COLUMN call_site TEXT;
     """,
 )
 
