@@ -8,7 +8,6 @@ and the flusher turns into rows of :mod:`perfpilot.app_records`.
 
 from __future__ import annotations
 
-from array import array
 from typing import Any
 
 import numpy as np
@@ -54,10 +53,12 @@ class RequestAgg:
 class QueryAgg:
     """Sums of one (raw SQL, route, db) key; fingerprinted at flush.
 
-    Durations are appended to a plain array on the request path and turned
+    Durations are appended to a plain list on the request path and turned
     into a histogram in one numpy batch when the flusher reads ``latency``:
-    an ``array.append`` costs less than a ``Histogram.record`` call, and a
-    request may run many statements.
+    a ``list.append`` costs less than a ``Histogram.record`` call (and than an
+    ``array('d').append``, which parses its float argument twice), and a
+    request may run many statements. The list holds the float objects the
+    hooks made anyway, for one flush interval.
     """
 
     __slots__ = ("durations", "errors", "rows")
@@ -65,7 +66,7 @@ class QueryAgg:
     def __init__(self) -> None:
         self.errors = 0
         self.rows = 0
-        self.durations = array("d")
+        self.durations: list[float] = []
 
     @property
     def count(self) -> int:
@@ -77,7 +78,7 @@ class QueryAgg:
         """The durations as a histogram (built on each access)."""
         histogram = Histogram()
         if self.durations:
-            histogram.record_many(np.frombuffer(self.durations, dtype=np.float64))
+            histogram.record_many(np.array(self.durations, dtype=np.float64))
         return histogram
 
 
