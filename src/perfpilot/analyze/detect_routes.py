@@ -75,6 +75,7 @@ def cpu_hotspots(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                     "p95_ms": route.p95_ms,
                     "app_ms": route.app_ms,
                     "db_ms": route.db_ms,
+                    "cache_ms": route.cache_ms,
                     "outbound_ms": route.outbound_ms,
                     "app_share": round(share, 3),
                     "profile_samples": samples,
