@@ -113,9 +113,9 @@ class Flusher:
             if self._stopped:  # at lifespan shutdown, then again at exit
                 return
             self._stopped = True
-        self._stop.set()
-        if self.profiler is not None:
+        if self.profiler is not None:  # first: its last samples go in the last flush
             self.profiler.stop()
+        self._stop.set()
         thread = self._thread
         if thread is None or not thread.is_alive():
             self.flush()  # never started (or gone): flush from here
