@@ -37,6 +37,7 @@ bench: venv
 	$(BIN)/python bench/load_throughput.py
 	$(BIN)/python bench/instrument_overhead.py
 	$(BIN)/python bench/db_advise.py
+	$(BIN)/python bench/profiler_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
