@@ -637,3 +637,17 @@ def test_sqlite_reads_use_the_indexes(tmp_path: Path) -> None:
         sql, params = app_rows.select_sql(app_rows.QUERIES, mark="?", route="/x")
         plan = " ".join(str(r) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
         assert "app_queries_by_route" in plan, plan
+
+
+def test_span_of_the_intervals_that_recorded_requests(store: Store) -> None:
+    assert store.app_span() is None
+    snapshots = [make_snapshot(seed, pid=1000 + seed % 3) for seed in range(4)]
+    for snapshot in snapshots:
+        store.save_app_snapshot(snapshot)
+    with_requests = [s for s in snapshots if s.requests]
+    expected = (
+        min(s.started_at for s in with_requests),
+        max(s.ended_at for s in with_requests),
+    )
+    assert store.app_span() == pytest.approx(expected)
+    assert store.app_span(service="no such service") is None

@@ -26,8 +26,10 @@ def read_app_data(
         trace_limit: The most traces to read (newest first).
 
     Returns:
-        The data, with ``since`` set to the first resource sample or minute
-        seen when it was not given.
+        The data. Its ``since`` and ``until`` are narrowed to the flush
+        intervals that recorded requests (:meth:`Store.app_span`), so rates
+        are per second of recorded traffic; without requests, ``since`` is
+        the first resource sample or minute seen when it was not given.
 
     Raises:
         StoreError: The store cannot be read.
@@ -39,6 +41,10 @@ def read_app_data(
     if start is None:
         firsts = [t for t, _ in timeline[:1]] + [s.at for s in resources[:1]]
         start = min(firsts) if firsts else end
+    span = store.app_span(since=since, until=until, service=service)
+    if span is not None:  # rates divide by the time that has data, not the time asked for
+        start = max(start, span[0])
+        end = max(start, min(end, span[1]))
     return AppData(
         since=start,
         until=end,

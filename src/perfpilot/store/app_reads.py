@@ -54,6 +54,18 @@ class SQLAppReads(Store):
         )
         return self._select(doing, sql, params)
 
+    def app_span(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> tuple[float, float] | None:
+        """When the recorded requests' intervals began and ended; see :class:`Store`."""
+        sql, params = app_rows.span_sql(
+            app_rows.REQUESTS, mark=self.placeholder, since=since, until=until, service=service
+        )
+        found = self._select("read the time span of the requests", sql, params)
+        if not found or found[0][0] is None or found[0][1] is None:
+            return None
+        return float(found[0][0]), float(found[0][1])
+
     def app_requests(
         self, *, since: float | None = None, until: float | None = None, service: str | None = None
     ) -> list[RequestRow]:

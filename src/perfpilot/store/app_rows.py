@@ -202,6 +202,42 @@ def profile_values(row: ProfileRow) -> Row:
 # -- reading ------------------------------------------------------------------------------
 
 
+def _window(
+    mark: str, since: float | None, until: float | None, service: str | None
+) -> tuple[list[str], list[Any]]:
+    """``WHERE`` terms (and their parameters) for a read window."""
+    where: list[str] = []
+    params: list[Any] = []
+    if service is not None:
+        where.append(f"service = {mark}")
+        params.append(service)
+    if since is not None:
+        # The minute bound is implied by the started_at one; it lets the
+        # (service, minute) and (minute) indexes narrow the scan.
+        where += [f"minute >= {mark}", f"started_at >= {mark}"]
+        params += [minute_of(since), float(since)]
+    if until is not None:
+        where += [f"minute < {mark}", f"started_at < {mark}"]
+        params += [float(until), float(until)]
+    return where, params
+
+
+def span_sql(
+    table: AppTable,
+    *,
+    mark: str,
+    since: float | None = None,
+    until: float | None = None,
+    service: str | None = None,
+) -> tuple[str, list[Any]]:
+    """``SELECT MIN(started_at), MAX(ended_at)`` of ``table``'s intervals in a window."""
+    where, params = _window(mark, since, until, service)
+    sql = f"SELECT MIN(started_at), MAX(ended_at) FROM {table.name}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql, params
+
+
 def select_sql(
     table: AppTable,
     *,
@@ -227,19 +263,7 @@ def select_sql(
         order_by: The ``ORDER BY`` clause.
         limit: The most rows, or ``None`` for all.
     """
-    where: list[str] = []
-    params: list[Any] = []
-    if service is not None:
-        where.append(f"service = {mark}")
-        params.append(service)
-    if since is not None:
-        # The minute bound is implied by the started_at one; it lets the
-        # (service, minute) and (minute) indexes narrow the scan.
-        where += [f"minute >= {mark}", f"started_at >= {mark}"]
-        params += [minute_of(since), float(since)]
-    if until is not None:
-        where += [f"minute < {mark}", f"started_at < {mark}"]
-        params += [float(until), float(until)]
+    where, params = _window(mark, since, until, service)
     if route is not None:
         where.append(f"route = {mark}")
         params.append(route)

@@ -152,6 +152,19 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def app_span(
+        self, *, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> tuple[float, float] | None:
+        """The start of the first and the end of the last flush interval that
+        recorded requests, or ``None`` when none did.
+
+        Rates (requests per second) divide by this span, not by the window
+        asked for: an hour-long window with twenty seconds of traffic must not
+        read as a hundredth of the real rate. Arguments as for
+        :meth:`app_requests`.
+        """
+
+    @abc.abstractmethod
     def app_requests(
         self, *, since: float | None = None, until: float | None = None, service: str | None = None
     ) -> list[RequestRow]:
