@@ -167,3 +167,13 @@ def test_sequential_calls_name_the_first_call_site() -> None:
     (finding,) = sequential_calls(data, OPTS)
     assert finding.fix.location == SITE
     assert finding.evidence["call_sites"] == [None, SITE, None]
+
+
+def test_a_repeated_unpriced_post_is_not_told_to_cache() -> None:
+    post = outbound("/signin", "/login/{id}", 30, 0.05, repeated=20)  # POST, no price
+    get = outbound("/signin", "/profile/{id}", 30, 0.05, repeated=20, method="GET")
+    data = app(requests=(request("/signin", 10, 0.3),), outbound=(post, get))
+    by_method = {f.evidence["method"]: f for f in repeated_calls(data, OPTS)}
+    assert by_method["POST"].severity == "low" and by_method["POST"].confidence == 0.4
+    assert by_method["POST"].fix.code == "" and "idempotent" in by_method["POST"].fix.summary
+    assert by_method["GET"].severity == "high" and "TTLCache" in by_method["GET"].fix.code

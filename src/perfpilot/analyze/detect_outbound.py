@@ -94,7 +94,13 @@ def repeated_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
         per_request = row.count / route.requests
         repeats_per_request = cacheable / route.requests
         across = row.repeated_across > row.repeated
+        # A cache serves reads: GET and HEAD, and paid API calls (LLM
+        # completions and embeddings are POSTs that read). Another method may
+        # change state at each call, so caching it is advice to check first.
+        read = row.method in SAFE_METHODS or row.cost_usd > 0 or row.prompt_tokens > 0
         code, language = memoize_code("fetch_" + _identifier(row.template), method=row.method)
+        if not read:
+            code, language = "", "text"
         kinds = (
             f" ({row.repeated / row.count:.0%} within a request, "
             f"{row.repeated_across / row.count:.0%} repeating another request's)"
@@ -105,7 +111,13 @@ def repeated_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
             Finding(
                 id=finding_id("repeated_outbound", row.route, row.host, row.template, row.method),
                 kind="repeated_outbound",
-                severity="high" if row.cost_usd > 0 or repeats_per_request >= 2 else "medium",
+                severity=(
+                    "low"
+                    if not read
+                    else "high"
+                    if row.cost_usd > 0 or repeats_per_request >= 2
+                    else "medium"
+                ),
                 title=(
                     f"Repeated identical calls on {route.label}: {name} "
                     f"{per_request:.1f} times per request, {share:.0%} of them repeats{kinds}"
@@ -133,7 +145,13 @@ def repeated_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                 ),
                 fix=Fix(
                     summary=(
-                        "Other requests made the identical call seconds before: serve it from "
+                        f"The repeated call is a {row.method}, which may change state at each "
+                        "call: check that it is idempotent (the same body has the same effect) "
+                        "before removing repeats; if it is, make it once per request and reuse "
+                        "the answer, and cache it across requests only if the API documents it "
+                        "as a read."
+                        if not read
+                        else "Other requests made the identical call seconds before: serve it from "
                         "a cache shared by requests, a bounded TTL cache keyed by the request "
                         "(method, URL, body), with a time to live as long as an answer may be "
                         "stale (cachetools.TTLCache; functools.lru_cache if it never changes)."
@@ -146,11 +164,15 @@ def repeated_calls(app: AppData, options: DiagnoseOptions) -> list[Finding]:
                     language=language,
                     location=row.call_site,
                 ),
-                confidence=0.9,
+                confidence=0.9 if read else 0.4,
                 trace=_http_trace(app, row),
             )
         )
     return findings
+
+
+#: HTTP methods that read without changing state (RFC 9110, 9.2.1).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _identifier(template: str) -> str:
