@@ -70,6 +70,10 @@ def test_the_advisor_replaces_in_app_guesses_on_the_statements_it_costed() -> No
         finding("d6", "unused_index", subject="posts.x"),
     ]
     assert superseded(app, db) == {"a1", "a2", "d3", "d4"}
+    # a statement the app recorded, judged by the detectors and not reported:
+    # their verdict (real rows and time) stands over the hint's (text only)
+    assert superseded(app, db, observed={"f8"}) == {"a1", "a2", "d3", "d4", "d5"}
+    assert superseded(app, db, observed={"f9"}) == {"a1", "a2", "d3", "d4"}
 
 
 def test_with_database_findings_merges_ranks_and_notes() -> None:

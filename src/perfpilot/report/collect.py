@@ -138,5 +138,9 @@ def window_report(
 
     review = review_database(database, app)
     return with_database_findings(
-        report, review.findings, database=review.database, notes=review.notes
+        report,
+        review.findings,
+        database=review.database,
+        notes=review.notes,
+        observed={q.fingerprint for q in app.queries},
     )

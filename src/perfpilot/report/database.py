@@ -85,7 +85,11 @@ def statement_fingerprints(finding: Finding) -> set[str]:
     return found
 
 
-def superseded(app_findings: Iterable[Finding], db_findings: Iterable[Finding]) -> set[str]:
+def superseded(
+    app_findings: Iterable[Finding],
+    db_findings: Iterable[Finding],
+    observed: Iterable[str] = (),
+) -> set[str]:
     """Ids of the findings, in-app or hint, that another finding already covers.
 
     - An in-app ``missing_index`` or ``slow_query`` finding on a statement the
@@ -95,8 +99,12 @@ def superseded(app_findings: Iterable[Finding], db_findings: Iterable[Finding]) 
       same meaning (``select_star``; ``unbounded_select`` as
       ``unbounded_result``): the detector's finding has the observed rows and
       rate.
+    - A query hint of such a kind on a statement the app recorded (its
+      fingerprint is in ``observed``) that the detectors judged and did not
+      report: they saw its real rows and time, the hint only its text.
     """
     app = list(app_findings)
+    seen = set(observed)
     database = list(db_findings)
     costed: set[str] = set()
     for finding in database:
@@ -106,7 +114,8 @@ def superseded(app_findings: Iterable[Finding], db_findings: Iterable[Finding]) 
     gone = {f.id for f in app if f.kind in SUPERSEDED_KINDS and statement_fingerprints(f) & costed}
     for finding in database:
         twin = HINT_TWINS.get(finding.kind)
-        if twin and any((twin, fp) in reported for fp in statement_fingerprints(finding)):
+        prints = statement_fingerprints(finding)
+        if twin and any((twin, fp) in reported or fp in seen for fp in prints):
             gone.add(finding.id)
     return gone
 
@@ -117,6 +126,7 @@ def with_database_findings(
     *,
     database: str,
     notes: Sequence[str] = (),
+    observed: Iterable[str] = (),
 ) -> Report:
     """``report`` with the database's ``findings`` merged into its plan and guide.
 
@@ -125,12 +135,14 @@ def with_database_findings(
         findings: The advisor's and the health checks' findings for its window.
         database: The database, its password already removed.
         notes: Caveats of the database's part (what the workload was).
+        observed: Fingerprints of the statements the app recorded in the
+            report's window (see :func:`superseded`).
 
     Returns:
         The report, findings ranked again, with a note on what was merged and
         what was left out as covered by another finding.
     """
-    gone = superseded(report.findings, findings)
+    gone = superseded(report.findings, findings, observed)
     kept = [f for f in findings if f.id not in gone]
     merged = [f for f in report.findings if f.id not in gone] + kept
     line = (
