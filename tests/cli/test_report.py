@@ -217,8 +217,9 @@ def test_db_adds_the_advisor_and_health_findings_to_the_report(
     assert index["evidence"]["queries"][0]["values"] == "sampled"
     assert index["fix"]["code"].startswith("CREATE INDEX idx_posts_user_id ON posts (user_id);")
     assert "unindexed_foreign_key" in kinds  # a health check
-    (hint,) = [f for f in plan if f["kind"] == "select_star"]  # a query hint on the statement
-    assert hint["evidence"]["fingerprint"] == "f0f0f0f0f0f0f0f0" and hint["evidence"]["calls"] == 50
+    # the SELECT * hint on the statement is left out: the app recorded it, and the
+    # detectors, which saw its rows, did not flag it
+    assert "select_star" not in kinds
     guide = {g["finding"] for g in document["implementation_guide"]}
     assert index["id"] in guide
     assert any(
