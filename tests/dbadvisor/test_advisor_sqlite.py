@@ -134,6 +134,27 @@ def test_store_queries_without_values_get_sampled_ones(small_db: Path) -> None:
     assert finding.impact.requests_per_s == pytest.approx(30 / 60.0)
 
 
+def test_store_rows_per_call_set_the_limit_and_a_slow_app_figure_is_said(small_db: Path) -> None:
+    slow = Histogram()
+    slow.record(0.350)  # the app measured 350 ms per call...
+    app = AppData(
+        since=0.0,
+        until=60.0,
+        queries=(
+            QueryRow("f3", "SELECT id FROM posts ORDER BY id LIMIT ?", "sqlite", "/export", 1, 0,
+                     slow, rows=7),
+        ),
+    )  # fmt: skip
+    workload_ = app_data_workload(app, dialect="sqlite")
+    assert workload_.queries[0].rows_per_call == 7
+    with open_database(str(small_db)) as db:
+        (outcome,) = advise(db, workload_).outcomes
+    assert outcome.sql_run is not None and outcome.sql_run.endswith("LIMIT 7")
+    # ...which a PK-ordered read of 7 rows is not here: the reason says so
+    assert outcome.status == "below_floor"
+    assert "the app measured 350 ms per call" in outcome.reason
+
+
 def test_min_gain_and_min_cost_are_honoured(small_db: Path) -> None:
     with open_database(str(small_db)) as db:
         strict = advise(

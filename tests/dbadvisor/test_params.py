@@ -35,6 +35,12 @@ def test_equality_in_lists_and_like_prefixes() -> None:
     assert like == "SELECT id FROM customers WHERE name LIKE 'Bob%'"
 
 
+def test_a_limit_takes_the_rows_the_app_saw_per_call() -> None:
+    sql = "SELECT * FROM orders ORDER BY id LIMIT ?"
+    assert fill_placeholders(sql, "sqlite", sampler, COLUMNS, limit=15000).endswith("LIMIT 15000")
+    assert fill_placeholders(sql, "sqlite", sampler, COLUMNS).endswith("LIMIT 20")
+
+
 def test_ranges_are_narrow_when_both_bounds_and_recent_or_early_when_one() -> None:
     both = fill_placeholders(
         "select * from orders where created_at >= %s and created_at < %s",

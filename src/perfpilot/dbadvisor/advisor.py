@@ -322,7 +322,9 @@ def _prepare(
     sql = text
     if has_placeholders(text, db.kind):
         try:
-            sql = fill_placeholders(text, db.kind, sampler, columns)
+            seen_rows = query.rows_per_call
+            limit = max(1, round(seen_rows)) if seen_rows is not None and seen_rows >= 1 else None
+            sql = fill_placeholders(text, db.kind, sampler, columns, limit=limit)
         except Unresolved as exc:
             return QueryOutcome(query, "skipped", f"no values for placeholders: {exc}"), None
         values = "sampled"
@@ -337,6 +339,14 @@ def _prepare(
     if before.cost < floor:
         unit = "ms" if db.kind == "sqlite" else "cost units"
         reason = f"cheap already ({before.cost:.3g} {unit}, floor {floor:.3g})"
+        measured = query.mean_time_ms
+        if values == "sampled" and measured is not None and measured >= max(floor, 1.0):
+            # the app's own figure says otherwise: its values were not recorded
+            reason += (
+                f", though the app measured {measured:.3g} ms per call: the values "
+                "sampled here may not be the app's (--from-log or --sql with real "
+                "statements give real ones)"
+            )
         return dataclasses.replace(outcome, status="below_floor", reason=reason), None
     candidates = candidates_for(shape, catalog, db.kind)
     if _whole_table_aggregate(shape):

@@ -3,8 +3,9 @@
 Every connection of ``dbadvisor`` is opened here, by the advisor
 (:func:`open_database`, :func:`open_writable` for ``--apply``) and the health
 checks alike (:func:`connect_postgres`, :func:`connect_sqlite`). A DSN is a
-``postgresql://...`` (or ``postgres://``, ``postgresql+driver://``) URL or a
-SQLite path (``shop.db``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``).
+``postgresql://...`` (or ``postgres://``, ``postgresql+driver://``) URL, libpq
+keywords (``host=db dbname=shop user=app``), or a SQLite path (``shop.db``,
+``sqlite:///relative.db``, ``sqlite:////absolute.db``).
 
 * **PostgreSQL**: the advisor's session has ``default_transaction_read_only =
   on`` and ``statement_timeout``; it works inside one transaction that it
@@ -18,7 +19,8 @@ SQLite path (``shop.db``, ``sqlite:///relative.db``, ``sqlite:////absolute.db``)
   transactions it rolls back (:mod:`perfpilot.dbadvisor.whatif_sqlite`). A
   progress handler (:class:`StatementClock`) enforces the statement timeout.
 
-Connection errors never show the DSN's password (:mod:`perfpilot.store.dsn`).
+Connection errors never show the DSN's password, and no message shows a
+``password=`` (:mod:`perfpilot.store.dsn`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perfpilot.errors import ConfigError, ConnectError, UsageError
-from perfpilot.store.dsn import display_dsn, scrub, secrets_of
+from perfpilot.store.dsn import display_dsn, is_postgres_dsn, redact_credentials, scrub, secrets_of
 
 if TYPE_CHECKING:
     import psycopg
@@ -109,11 +111,8 @@ class Database:
 
 
 def database_kind(dsn: str) -> str:
-    """``postgresql`` or ``sqlite`` for a DSN or path."""
-    scheme, sep, _ = dsn.strip().partition("://")
-    if sep and scheme.lower().partition("+")[0] in ("postgresql", "postgres"):
-        return "postgresql"
-    return "sqlite"
+    """``postgresql`` (a URL or libpq keywords) or ``sqlite`` for a DSN or path."""
+    return "postgresql" if is_postgres_dsn(dsn) else "sqlite"
 
 
 def libpq_url(dsn: str) -> str:
@@ -147,7 +146,7 @@ def display_name(dsn: str) -> str:
     """The database as output may show it: the URL without its password, or the path."""
     if database_kind(dsn) == "postgresql":
         return display_dsn(dsn)
-    return str(sqlite_path(dsn))
+    return redact_credentials(str(sqlite_path(dsn)))
 
 
 def connect_postgres(
@@ -189,20 +188,21 @@ def connect_sqlite(dsn: str, *, read_only: bool = True) -> sqlite3.Connection:
         UsageError: A URL of another scheme.
     """
     path = sqlite_path(dsn)
+    shown = redact_credentials(str(path))
     if not path.is_file():
-        raise ConfigError("no such SQLite database file", path=str(path))
+        raise ConfigError("no such SQLite database file", path=shown)
     mode = "ro" if read_only else "rw"
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode={mode}"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     except sqlite3.Error as exc:
-        raise ConfigError(f"cannot open the database: {exc}", path=str(path)) from None
+        raise ConfigError(f"cannot open the database: {exc}", path=shown) from None
     try:
         conn.execute("PRAGMA busy_timeout = 5000")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise ConfigError(f"not a SQLite database: {exc}", path=str(path)) from None
+        raise ConfigError(f"not a SQLite database: {exc}", path=shown) from None
     return conn
 
 

@@ -56,7 +56,12 @@ def has_placeholders(sql: str, kind: str) -> bool:
 
 
 def fill_placeholders(
-    sql: str, kind: str, sampler: Sampler, columns_of: Mapping[str, Sequence[str]]
+    sql: str,
+    kind: str,
+    sampler: Sampler,
+    columns_of: Mapping[str, Sequence[str]],
+    *,
+    limit: int | None = None,
 ) -> str:
     """``sql`` with each placeholder replaced by a value sampled from its column.
 
@@ -65,6 +70,8 @@ def fill_placeholders(
         kind: ``postgresql`` or ``sqlite``.
         sampler: ``(table, column) -> sorted values`` (:func:`sample_column`).
         columns_of: Column names per lower-cased catalog table name.
+        limit: The value of a ``LIMIT ?`` (the rows the app saw per call),
+            :data:`DEFAULT_LIMIT` when unknown.
 
     Returns:
         The statement with literals, in the dialect of ``kind``.
@@ -87,7 +94,7 @@ def fill_placeholders(
             roles.setdefault(key, set()).add(role)
     for node, key, role in plan:
         if key is None:
-            value: Any = DEFAULT_LIMIT if role == "limit" else 0
+            value: Any = (limit or DEFAULT_LIMIT) if role == "limit" else 0
             node.replace(exp.Literal.number(value))
             continue
         values = sampler(*key)

@@ -46,6 +46,9 @@ class Query:
         total_time_ms: Time spent in it, summed, when the source measured it.
         location: Where it was first seen (``file:line``, ``pg_stat_statements``,
             ``store``).
+        rows_per_call: Rows each execution returned on average, when the
+            source counted them (the store does): a ``LIMIT ?`` is costed
+            with it rather than a guess.
     """
 
     fingerprint: str
@@ -54,6 +57,7 @@ class Query:
     calls: int = 1
     total_time_ms: float | None = None
     location: str = ""
+    rows_per_call: float | None = None
 
     @property
     def mean_time_ms(self) -> float | None:
@@ -71,6 +75,7 @@ class Query:
         """Inverse of :meth:`to_dict`."""
         total = data.get("total_time_ms")
         example = data.get("example")
+        rows = data.get("rows_per_call")
         return cls(
             fingerprint=str(data["fingerprint"]),
             sql=str(data["sql"]),
@@ -78,6 +83,7 @@ class Query:
             calls=int(data.get("calls", 1)),
             total_time_ms=None if total is None else float(total),
             location=str(data.get("location", "")),
+            rows_per_call=None if rows is None else float(rows),
         )
 
 
@@ -163,11 +169,13 @@ def app_data_workload(app: AppData, *, dialect: str) -> Workload:
         store keeps no parameter values.
     """
     groups: dict[str, Query] = {}
+    rows: dict[str, int] = {}
     for row in app.queries:
         if row.db != dialect:
             continue
         known = groups.get(row.fingerprint)
         time_ms = row.latency.sum_s * 1000.0
+        rows[row.fingerprint] = rows.get(row.fingerprint, 0) + row.rows
         if known is None:
             groups[row.fingerprint] = Query(
                 fingerprint=row.fingerprint,
@@ -183,6 +191,9 @@ def app_data_workload(app: AppData, *, dialect: str) -> Workload:
                 calls=known.calls + row.count,
                 total_time_ms=(known.total_time_ms or 0.0) + time_ms,
             )
+    for fid, query in groups.items():
+        if query.calls > 0:
+            groups[fid] = dataclasses.replace(query, rows_per_call=rows[fid] / query.calls)
     return Workload(source="store", queries=_ordered(groups.values()), window_s=app.duration_s)
 
 
