@@ -9,10 +9,20 @@ from pathlib import Path
 from typing import Any
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+def write_bytes_atomic(
+    path: str | os.PathLike[str], data: bytes, *, make_parents: bool = True
+) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``.
+
+    Args:
+        path: The file to write.
+        data: Its new content.
+        make_parents: Create missing directories; when ``False`` a missing
+            directory raises :class:`FileNotFoundError` (paths users give).
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -25,7 +35,9 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def write_json_atomic(path: str | os.PathLike[str], document: Any) -> None:
-    """Write ``document`` as indented JSON, atomically."""
+def write_json_atomic(
+    path: str | os.PathLike[str], document: Any, *, make_parents: bool = True
+) -> None:
+    """Write ``document`` as indented JSON, atomically (``make_parents`` as above)."""
     text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
+    write_bytes_atomic(path, text.encode("utf-8"), make_parents=make_parents)

@@ -204,6 +204,7 @@ def test_html_output_is_a_report_page_of_the_findings(
     db: Path, sql: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "out" / "advice.html"
+    target.parent.mkdir()
     assert main(["db", "advise", str(db), "--sql", str(sql), "-o", str(target)]) == 0
     assert capsys.readouterr().out == f"report written to {target}\n"
     page = target.read_text(encoding="utf-8")
@@ -237,6 +238,17 @@ def test_out_writes_every_format_to_a_file(
     assert capsys.readouterr().out.count("report written to") == 3
     assert main(["db", "health", str(db), "-o", str(tmp_path / "a.json" / "x.json")]) == 2
     assert "cannot write" in capsys.readouterr().err
+    missing = tmp_path / "nodir"
+    for action in (["advise", str(db), "--sql", str(sql)], ["health", str(db)]):
+        assert main(["db", *action, "-o", str(missing / "a.json")]) == 2, action
+        err = capsys.readouterr().err
+        assert err == (
+            f"perfpilot: error: cannot write {missing}/a.json: the directory {missing} does not exist\n"
+        )
+        assert main(["db", *action, "-o", str(tmp_path / "r.xyz")]) == 2, action
+        err = capsys.readouterr().err
+        assert err == "perfpilot: error: cannot tell the format from .xyz; use --format\n"
+    assert not missing.exists() and not (tmp_path / "r.xyz").exists()
 
 
 @pytest.mark.integration

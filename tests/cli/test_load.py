@@ -6,6 +6,7 @@ import json
 import socket
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -261,3 +262,52 @@ def test_flow_that_fails_to_import(
     assert "Traceback" not in err
     assert stored_runs(store) == 0
     assert server.total() == 0
+
+
+def test_an_api_key_in_the_url_is_sent_but_never_stored_or_shown(
+    server: LoopbackServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[bytes] = []
+    answer = server.handle
+
+    async def spy(proto: Any, request: Any) -> None:
+        seen.append(request.url)
+        await answer(proto, request)
+
+    monkeypatch.setattr(server, "handle", spy)
+    store, out = tmp_path / "load.db", tmp_path / "r.json"
+    code = run_cli(
+        "load", f"{server.url}/api?api_key=LOADKEYSECRET&page=2", "-c", "2", "-d", "1s",
+        "--processes", "1", "--no-live", "--store", str(store), "--out", str(out),
+    )  # fmt: skip
+    assert code == 0
+    assert seen and set(seen) == {b"/api?api_key=LOADKEYSECRET&page=2"}  # the real URL
+    assert "LOADKEYSECRET" not in capsys.readouterr().out + out.read_text()
+    with sqlite3.connect(store) as db:
+        dumped = "\n".join(db.iterdump())
+    assert "LOADKEYSECRET" not in dumped and "api_key=***&page=2" in dumped
+    for argv in (["runs", "show", "1"], ["runs", "list"], ["report", "--run", "1"]):
+        assert run_cli(*argv, "--store", str(store)) == 0, argv
+        printed = capsys.readouterr().out
+        assert "LOADKEYSECRET" not in printed, argv
+
+
+def test_out_into_a_missing_directory_is_refused_before_the_run(
+    server: LoopbackServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nodir"
+    code = run_cli(
+        "load", f"{server.url}/", "-d", "1s", "--processes", "1", "--no-live", "--no-store",
+        "--out", str(missing / "r.json"),
+    )  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"perfpilot: error: cannot write {missing}/r.json: the directory {missing} does not exist\n"
+    )
+    assert not missing.exists()
+    assert server.total() == 0  # refused before any load

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from perfpilot.cli.options import number_type, write_document
+from perfpilot.cli.options import check_output_path, document_format, number_type, write_document
 from perfpilot.errors import UsageError
 
 
@@ -38,6 +38,7 @@ def test_write_document_to_a_file_or_standard_output(
     said = io.StringIO()
     console = Console(file=said, width=20)
     target = tmp_path / "deep" / "a-rather-long-file-name.html"
+    target.parent.mkdir()
     write_document("<p>é</p>", str(target), console)
     assert target.read_text(encoding="utf-8") == "<p>é</p>"
     assert said.getvalue() == f"report written to {target}\n"  # one line, however narrow
@@ -46,3 +47,34 @@ def test_write_document_to_a_file_or_standard_output(
     (tmp_path / "file").write_text("")
     with pytest.raises(UsageError, match="cannot write"):
         write_document("x", str(tmp_path / "file" / "a.json"), console)
+
+
+def test_output_paths_need_an_existing_directory_and_nothing_is_created(tmp_path: Path) -> None:
+    check_output_path(None)
+    check_output_path(str(tmp_path / "r.html"))
+    check_output_path("r.html")  # the current directory
+    missing = tmp_path / "a" / "b"
+    with pytest.raises(UsageError, match=re.escape(f"the directory {missing} does not exist")):
+        check_output_path(str(missing / "r.html"))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="is not a directory"):
+        check_output_path(str(tmp_path / "file" / "r.html"))
+    with pytest.raises(UsageError, match="it is a directory"):
+        check_output_path(str(tmp_path))
+    with pytest.raises(UsageError, match="cannot write"):
+        write_document("x", str(missing / "r.html"), Console(file=io.StringIO()))
+    assert not (tmp_path / "a").exists()
+
+
+def test_document_format_from_the_option_or_the_extension() -> None:
+    assert document_format(None, None) == "terminal"
+    assert document_format("json", None) == "json"
+    assert document_format(None, "r.HTML") == "html"
+    assert document_format(None, "r.txt") == "terminal"
+    assert document_format("markdown", "r.xyz") == "markdown"
+    with pytest.raises(
+        UsageError, match=re.escape("cannot tell the format from .xyz; use --format")
+    ):
+        document_format(None, "r.xyz")
+    with pytest.raises(UsageError, match=re.escape("from 'notes' (no extension)")):
+        document_format(None, "dir.d/notes")

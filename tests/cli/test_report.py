@@ -77,6 +77,7 @@ def test_html_file_from_a_run_format_from_the_extension(
     store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "out" / "report.html"
+    target.parent.mkdir()
     assert run("--run", "1", "--store", store, "-o", str(target)) == EXIT_OK
     assert capsys.readouterr().out == f"report written to {target}\n"
     page = target.read_text(encoding="utf-8")
@@ -152,6 +153,23 @@ def test_missing_store_and_unwritable_output_exit_2(
         err.startswith(f"perfpilot: error: cannot write {blocker / 'r.html'}")
         and err.count("\n") == 1
     )
+    missing = tmp_path / "nodir"
+    for argv in (
+        ["-o", str(missing / "r.html")],
+        ["-o", str(missing / "a" / "r.xyz"), "--format", "json"],
+    ):
+        assert run("--store", store, *argv) == EXIT_USAGE, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"perfpilot: error: cannot write {missing}/") and err.count("\n") == 1
+        assert "does not exist" in err
+    assert not missing.exists()  # nothing created
+    for name, shown in (("r.xyz", ".xyz"), ("report", "'report' (no extension)")):
+        assert run("--store", store, "-o", str(tmp_path / name)) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert err == f"perfpilot: error: cannot tell the format from {shown}; use --format\n"
+        assert not (tmp_path / name).exists()
+    assert run("--store", store, "-o", str(tmp_path / "r.xyz"), "--format", "markdown") == EXIT_OK
+    assert (tmp_path / "r.xyz").read_text().startswith("#")
 
 
 def db_store(path: Path, dialect: str) -> str:

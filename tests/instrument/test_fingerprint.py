@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from perfpilot.instrument import fingerprint as fp
+from perfpilot.instrument import sqlglot_quiet
 from perfpilot.instrument.fingerprint import fingerprint, shape
 
 
@@ -224,7 +225,7 @@ def test_huge_statements_skip_the_parser() -> None:
 
 
 def test_without_sqlglot_the_scanner_still_redacts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fp._lib, "module", False)
+    monkeypatch.setattr(sqlglot_quiet._state, "module", False)
     monkeypatch.setattr(fp, "_by_text", {})
     monkeypatch.setattr(fp, "_by_shape", {})
     assert normalized("select * from t where a = 'x' and b in (1, 2)") == (

@@ -190,7 +190,9 @@ def test_a_failing_sink_keeps_snapshots_then_drops_the_oldest(
     assert len(flusher.pending) == 3
     assert [s.requests[0].route for s in flusher.pending] == ["/r2", "/r3", "/r4"]
     assert len(caplog.records) == 1  # logged once, not per attempt
-    assert "cannot write to the store" in caplog.records[0].getMessage()
+    assert caplog.records[0].getMessage() == (  # the message, not the exception's repr
+        "perfpilot: cannot write to the store (will retry): database is locked"
+    )
 
     sink.failing = False
     serve(recorder, "/r5")

@@ -17,6 +17,8 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from perfpilot.instrument.sqlglot_quiet import quiet_sqlglot
+
 _DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "postgres": "postgres"}
 
 
@@ -107,7 +109,8 @@ def in_list_form(sql: str, db: str = "") -> str | None:
 
 def _parse(sql: str, db: str) -> Any:
     try:
-        tree = sqlglot.parse_one(sql, read=_DIALECTS.get(db) or None)
+        with quiet_sqlglot():  # sqlglot logs what it cannot parse fully: not ours to print
+            tree = sqlglot.parse_one(sql, read=_DIALECTS.get(db) or None)
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError, ValueError):
         return None
     return tree

@@ -17,7 +17,12 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from perfpilot.cli.options import number_type, write_document
+from perfpilot.cli.options import (
+    check_output_path,
+    document_format,
+    number_type,
+    write_document,
+)
 from perfpilot.errors import EXIT_OK, EXIT_THRESHOLDS_FAILED, UsageError
 from perfpilot.load.durations import parse_duration
 
@@ -124,6 +129,7 @@ def run_advise(args: argparse.Namespace, console: Console | None = None) -> int:
         raise UsageError("--yes goes with --apply")
     out = console or Console()
     fmt = _format(args)
+    check_output_path(args.out)
     timeout = parse_duration(args.statement_timeout, field="--statement-timeout")
     options = AdviceOptions(min_gain=args.min_gain, min_cost=args.min_cost, hints=args.hints)
     with open_database(args.dsn, statement_timeout_s=timeout) as db:
@@ -142,15 +148,15 @@ def run_health(args: argparse.Namespace, console: Console | None = None) -> int:
     from perfpilot.dbadvisor.health import check_health
 
     out = console or Console()
+    _format(args)
+    check_output_path(args.out)
     findings = check_health(args.dsn)
     _output(args, out, findings, title="Database health", database=display_name(args.dsn))
     return EXIT_OK
 
 
 def _format(args: argparse.Namespace) -> str:
-    from perfpilot.report.render import format_for_path
-
-    return args.fmt or (format_for_path(args.out) if args.out else None) or "terminal"
+    return document_format(args.fmt, args.out)
 
 
 def _output(

@@ -38,8 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the servers, run the demo scenario, report, stop."""
     from perfpilot.cli.load import finish, make_console
+    from perfpilot.cli.options import check_output_path
     from perfpilot.demo.server import DemoServers, scenario_path
 
+    check_output_path(args.out)
     settings = load_settings({"store": args.store})
     console = make_console(args.quiet)
     duration_s = parse_duration(args.duration, field="--duration") if args.duration else None

@@ -7,6 +7,7 @@ import sys
 
 from rich.console import Console
 
+from perfpilot.cli.options import check_output_path
 from perfpilot.config import load_settings
 from perfpilot.errors import EXIT_OK, EXIT_THRESHOLDS_FAILED, UsageError
 from perfpilot.load.durations import parse_duration
@@ -15,6 +16,7 @@ from perfpilot.load.runner import run_load
 from perfpilot.load.scenario import load_scenario, plan_from_url
 from perfpilot.load.summary import render_summary
 from perfpilot.records import LoadResult
+from perfpilot.store.dsn import redact_credentials
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings({"store": args.store, "processes": args.processes})
     if bool(args.url) == bool(args.file):
         raise UsageError("give a URL or -f scenario.toml (one of them)")
+    check_output_path(args.out)
     if args.vus is not None and args.vus < 1:
         raise UsageError(f"--vus: expected a positive number, got {args.vus}")
     if args.rate is not None and args.rate <= 0:
@@ -118,20 +121,28 @@ def run(args: argparse.Namespace) -> int:
 
 
 def finish(result: LoadResult, args: argparse.Namespace, store_path: str, console: Console) -> int:
-    """Print the summary, write the result file, save the run; return the exit code."""
+    """Print the summary, write the result file, save the run; return the exit code.
+
+    Raises:
+        UsageError: The result file cannot be written (its directory is not created).
+    """
     from perfpilot.atomic import write_json_atomic
 
     if not args.quiet:
         render_summary(result, console)
     if args.out:
-        write_json_atomic(args.out, result.to_dict())
+        try:
+            write_json_atomic(args.out, result.to_dict(), make_parents=False)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     if not args.no_store:
         from perfpilot.store import open_store
 
         with open_store(store_path) as store:
             run_id = store.save_run(result)
         if not args.quiet:
-            console.print(f"run {run_id} saved in {store_path}", style="dim")
+            shown = redact_credentials(store_path)
+            console.print(f"run {run_id} saved in {shown}", style="dim", markup=False)
     if not result.passed:
         print("perfpilot: thresholds failed", file=sys.stderr)
         return EXIT_THRESHOLDS_FAILED

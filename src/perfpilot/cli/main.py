@@ -2,7 +2,9 @@
 
 Each sub-command module exposes ``register(subparsers)``, which adds its parser
 and sets ``handler`` to a function ``(args) -> int``. Only this module turns
-exceptions into messages and exit codes.
+exceptions into messages and exit codes; no message it prints shows a password
+(:func:`perfpilot.store.dsn.redact_credentials`). An unrecognized argument is
+reported by the sub-command's parser, so the hint names that sub-command's help.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 
 from perfpilot import __version__
 from perfpilot.errors import EXIT_INTERNAL, EXIT_USAGE, PerfpilotError, ThresholdSyntaxError
+from perfpilot.store.dsn import redact_credentials
 
 SUBCOMMANDS = ("load", "runs", "merge", "demo", "run", "report", "db")
 
@@ -43,18 +46,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def chosen_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The innermost sub-command parser ``args`` went through (``parser`` itself if none)."""
+    current = parser
+    while True:
+        found = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, found[0].dest, None) if found else None
+        child = found[0].choices.get(name) if found and isinstance(name, str) else None
+        if child is None:
+            return current
+        current = child
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        chosen_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         code: int = args.handler(args)
     except ThresholdSyntaxError as exc:
-        print(f"perfpilot: error: {exc}", file=sys.stderr)
+        print(f"perfpilot: error: {redact_credentials(str(exc))}", file=sys.stderr)
         print(exc.pointer(), file=sys.stderr)
         return exc.exit_code
     except PerfpilotError as exc:
-        print(f"perfpilot: error: {exc}", file=sys.stderr)
+        print(f"perfpilot: error: {redact_credentials(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("perfpilot: interrupted", file=sys.stderr)
@@ -63,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("PERFPILOT_DEBUG"):
             traceback.print_exc()
         print(
-            f"perfpilot: internal error: {type(exc).__name__}: {exc} "
+            f"perfpilot: internal error: {type(exc).__name__}: {redact_credentials(str(exc))} "
             "(set PERFPILOT_DEBUG=1 for a traceback)",
             file=sys.stderr,
         )

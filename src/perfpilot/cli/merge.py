@@ -47,7 +47,9 @@ def read_result(path: str) -> LoadResult:
 def run(args: argparse.Namespace) -> int:
     """Merge, re-evaluate thresholds, report, store."""
     from perfpilot.cli.load import finish, make_console
+    from perfpilot.cli.options import check_output_path
 
+    check_output_path(args.out)
     results = [read_result(path) for path in args.files]
     merged = merge_results(results)
     merged.config["merged_from"] = len(results)

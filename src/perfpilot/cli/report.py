@@ -13,11 +13,11 @@ import argparse
 
 from rich.console import Console
 
-from perfpilot.cli.options import number_type, write_document
+from perfpilot.cli.options import check_output_path, document_format, number_type, write_document
 from perfpilot.config import load_settings
 from perfpilot.errors import EXIT_OK, UsageError
 from perfpilot.load.durations import parse_duration
-from perfpilot.report.render import FORMATS, format_for_path
+from perfpilot.report.render import FORMATS
 
 DEFAULT_SINCE = "1h"
 
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
         The exit code, 0.
 
     Raises:
-        UsageError: Bad options, or nothing was recorded in the window.
+        UsageError: Bad options (an ``-o`` directory that does not exist, an
+            extension without ``--format``), or nothing was recorded in the window.
         ConfigError: A malformed duration.
         StoreError: The store is missing or unreadable, or has no such run.
     """
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
     from perfpilot.report.terminal import print_report
     from perfpilot.store import open_store
 
-    name = args.format or (format_for_path(args.out) if args.out else None) or "terminal"
+    name = document_format(args.format, args.out)
+    check_output_path(args.out)
     since = None
     if args.run is None:
         since = parse_duration(args.since or DEFAULT_SINCE, field="--since")

@@ -27,12 +27,9 @@ own text, which may contain them).
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 
 from perfpilot.analyze.findings import Finding
@@ -48,6 +45,7 @@ from perfpilot.dbadvisor.hint_rewrites import (
 from perfpilot.dbadvisor.hint_scope import Scope
 from perfpilot.errors import UsageError
 from perfpilot.instrument.fingerprint import fingerprint
+from perfpilot.instrument.sqlglot_quiet import quiet_parse
 
 __all__ = ["MAX_SQL_CHARS", "query_hints"]
 
@@ -87,31 +85,6 @@ _TEXT_TYPES = frozenset(
 )
 
 
-class _Quiet(logging.Filter):
-    """Drops sqlglot's log records while this thread parses for hints."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.local = threading.local()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(self.local, "active", False)
-
-
-_quiet: list[_Quiet] = []  # installed on first use: importing has no side effects
-
-
-def _parse(sql: str, dialect: str) -> list[exp.Expr | None]:
-    if not _quiet:
-        _quiet.append(_Quiet())
-        logging.getLogger("sqlglot").addFilter(_quiet[0])
-    _quiet[0].local.active = True
-    try:
-        return list(sqlglot.parse(sql, read=dialect))
-    finally:
-        _quiet[0].local.active = False
-
-
 def query_hints(
     sql: str,
     dialect: str = "postgres",
@@ -144,7 +117,7 @@ def query_hints(
     if not sql.strip() or len(sql) > MAX_SQL_CHARS:
         return []
     try:
-        trees = _parse(sql, name)
+        trees = quiet_parse(sql, name)
     except Exception:  # sqlglot's parse and token errors, and its bugs
         return []
     types = {

@@ -19,6 +19,8 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from perfpilot.instrument.sqlglot_quiet import quiet_parse
+
 DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite"}
 
 
@@ -87,7 +89,9 @@ def parse(sql: str, kind: str) -> exp.Expr:
         ValueError: The text does not parse, or holds no or several statements.
     """
     try:
-        trees = [t for t in sqlglot.parse(sql, read=DIALECTS.get(kind, kind)) if t is not None]
+        trees: list[exp.Expr] = [
+            t for t in quiet_parse(sql, DIALECTS.get(kind, kind)) if t is not None
+        ]
     except sqlglot.errors.SqlglotError as exc:
         raise ValueError(str(exc).splitlines()[0]) from None
     if len(trees) != 1:

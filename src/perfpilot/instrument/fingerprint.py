@@ -27,10 +27,9 @@ command (vendor syntax), the shape from step 1 is the normalized text.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
-import threading
-from typing import Any
+
+from perfpilot.instrument.sqlglot_quiet import load_sqlglot, quiet_parse, quiet_sqlglot
 
 __all__ = ["fingerprint", "shape"]
 
@@ -204,45 +203,11 @@ def _presubstitute(sql: str, flavor: _Flavor) -> str:
 
 
 # -- sqlglot -------------------------------------------------------------------
-class _QuietSqlglot(logging.Filter):
-    """Drops sqlglot's log records while this module parses (in that thread only)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.local = threading.local()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(self.local, "active", False)
-
-
-class _Sqlglot:
-    """sqlglot, imported on first use; ``module`` is False when it is not installed."""
-
-    module: Any = None
-    quiet: _QuietSqlglot | None = None
-
-
-_lib = _Sqlglot()
-
-
-def _load_sqlglot() -> Any:
-    if _lib.module is None:
-        try:
-            import sqlglot
-
-            _lib.quiet = _QuietSqlglot()
-            logging.getLogger("sqlglot").addFilter(_lib.quiet)
-            _lib.module = sqlglot
-        except Exception:  # not installed: shapes only
-            _lib.module = False
-    return _lib.module
-
-
 def _parse_normalize(sql: str, flavor: _Flavor) -> str | None:
     """sqlglot's normalized text with literals redacted, or ``None`` when it
     cannot be trusted (parse error, opaque command, a literal gone missing)."""
-    sqlglot = _load_sqlglot()
-    if not sqlglot:
+    sqlglot = load_sqlglot()
+    if sqlglot is None:
         return None
     exp = sqlglot.exp
     literal_types = (
@@ -250,11 +215,8 @@ def _parse_normalize(sql: str, flavor: _Flavor) -> str | None:
         exp.RawString, exp.UnicodeString,
     )  # fmt: skip
     text = _presubstitute(sql, flavor)
-    quiet = _lib.quiet
-    if quiet is not None:
-        quiet.local.active = True
-    try:
-        trees = [t for t in sqlglot.parse(text, read=flavor.dialect) if t is not None]
+    with quiet_sqlglot():
+        trees = [t for t in quiet_parse(text, flavor.dialect) if t is not None]
         if not trees:
             return None
         redacted = 0
@@ -279,9 +241,6 @@ def _parse_normalize(sql: str, flavor: _Flavor) -> str | None:
                     unsupported_level=sqlglot.ErrorLevel.IGNORE,
                 )
             )
-    finally:
-        if quiet is not None:
-            quiet.local.active = False
     # a literal sqlglot did not see as one (an alias, an identifier) could
     # still be in its output: then trust only the scanner
     if redacted < _count_literals(sql, flavor):

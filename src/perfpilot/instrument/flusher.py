@@ -180,7 +180,8 @@ class Flusher:
                 self.pending.popleft()
                 self.written += 1
         except Exception as exc:
-            warn_once("flush", "perfpilot: cannot write to the store (will retry): %r", exc)
+            reason = str(exc) or type(exc).__name__
+            warn_once("flush", "perfpilot: cannot write to the store (will retry): %s", reason)
             # bound what waits for the store only while it fails, so a store
             # that recovers gets everything still held
             while len(self.pending) > self.max_pending:

@@ -4,13 +4,22 @@ A :class:`LoadPlan` is built from the command line (:func:`perfpilot.load.scenar
 or from a TOML scenario file (:func:`perfpilot.load.scenario.load_scenario`). The
 engine reads it and nothing else. All durations are seconds; rates are
 iterations per second.
+
+What a run keeps and shows of its plan (:meth:`LoadPlan.describe`, the run's
+name) has credentials redacted: sensitive header values (:func:`redact_header`)
+and the values of sensitive query parameters such as ``api_key`` or ``token``
+(:func:`redact_url`). The engine still sends the real URLs and headers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Literal
+
+from perfpilot.store.dsn import MASK, redact_credentials
 
 ExecutorKind = Literal[
     "constant-vus", "ramping-vus", "constant-arrival-rate", "ramping-arrival-rate"
@@ -237,11 +246,11 @@ class LoadPlan:
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description for the store and result files.
 
-        Header values that carry credentials are redacted.
+        Header values and URL query values that carry credentials are redacted.
         """
         ex = self.executor
         return {
-            "name": self.name,
+            "name": redact_url(self.name),
             "executor": {
                 "kind": ex.kind,
                 "vus": ex.vus,
@@ -253,9 +262,9 @@ class LoadPlan:
             },
             "requests": [
                 {
-                    "name": r.name,
+                    "name": redact_url(r.name),
                     "method": r.method,
-                    "url": r.url,
+                    "url": redact_url(r.url),
                     "weight": r.weight,
                     "headers": [[k, redact_header(k, v)] for k, v in r.headers],
                     "tags": dict(r.tags),
@@ -279,3 +288,35 @@ def redact_header(name: str, value: str) -> str:
     if lowered in SENSITIVE_HEADERS or "token" in lowered or "secret" in lowered:
         return "[redacted]"
     return value
+
+
+#: Query parameters whose values are credentials (compared in lower case).
+SENSITIVE_QUERY_PARAMETERS = frozenset(
+    {
+        "api_key", "apikey", "key", "token", "access_token", "auth", "secret", "password",
+        "passwd", "signature", "sig", "client_secret",
+    }
+)  # fmt: skip
+
+# name=value after '?', '&' or ';' in a query: the value stops at '&', ';', '#' or a space.
+_QUERY_PARAMETER = re.compile(r"(?P<head>[?&;](?P<name>[^=&;#\s]+)=)(?P<value>[^&;#\s]*)")
+
+
+def redact_url(text: str) -> str:
+    """``text`` (a URL, or a name holding one) with its credentials masked.
+
+    The values of the query parameters in :data:`SENSITIVE_QUERY_PARAMETERS`
+    (any case; names kept) and a ``user:password@`` password become ``***``.
+
+    Example:
+        >>> redact_url("http://h/api?API_KEY=k1&page=2&token=t#top")
+        'http://h/api?API_KEY=***&page=2&token=***#top'
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        name = urllib.parse.unquote_plus(match.group("name")).lower()
+        if name in SENSITIVE_QUERY_PARAMETERS and match.group("value"):
+            return f"{match.group('head')}{MASK}"
+        return match.group(0)
+
+    return _QUERY_PARAMETER.sub(mask, redact_credentials(text))

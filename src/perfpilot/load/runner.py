@@ -25,7 +25,7 @@ from perfpilot.load.client import Origin, perf, probe, split_url
 from perfpilot.load.engine import Engine, FlowFunction
 from perfpilot.load.live import LiveView
 from perfpilot.load.metrics import Chunk
-from perfpilot.load.plan import LoadPlan
+from perfpilot.load.plan import LoadPlan, redact_url
 from perfpilot.records import LoadResult
 
 START_DELAY_S = 0.2
@@ -160,7 +160,7 @@ def run_load(
     config = plan.describe()
     config["processes"] = count
     config["segment"] = list(segment)
-    result = LoadResult(name=plan.name, started_at=0.0, ended_at=0.0, config=config)
+    result = LoadResult(name=redact_url(plan.name), started_at=0.0, ended_at=0.0, config=config)
     aggregator = Aggregator(plan, result, count, live)
     if count <= 1:
         _run_here(plan, segment, aggregator, flow)

@@ -21,7 +21,7 @@ from perfpilot.load.http_syntax import (
     header_problem,
     placeholder_problem,
 )
-from perfpilot.load.plan import LoadPlan, RequestSpec
+from perfpilot.load.plan import LoadPlan, RequestSpec, redact_url
 from perfpilot.load.presets import preset_executor, scale_executor
 from perfpilot.load.thresholds import parse_threshold
 
@@ -63,7 +63,8 @@ def plan_from_url(
         max_vus: Upper bound on VUs with ``rate``.
         thresholds: Thresholds in the command-line form.
         name: Names the request and the run; default ``"METHOD /path"``
-            for the request and the URL for the run.
+            for the request and the URL for the run (its credentials masked:
+            :func:`~perfpilot.load.plan.redact_url`).
         preset: A preset name instead of ``vus``/``rate``.
         scale: Multiplies the users (or rate).
 
@@ -137,7 +138,7 @@ def plan_from_url(
     )
     specs = tuple(parse_threshold(t, field="--threshold") for t in thresholds)
     return LoadPlan(
-        name=name.strip() if name else url,
+        name=name.strip() if name else redact_url(url),
         executor=executor,
         requests=(request,),
         base_url=f"{parts.scheme}://{parts.netloc}",

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from perfpilot.errors import StoreError
 from perfpilot.store.base import RunSummary, Store
+from perfpilot.store.dsn import is_postgres_dsn, redact_credentials
 
 __all__ = ["RunSummary", "Store", "open_store"]
 
 _SQLITE_PREFIX = "sqlite://"
-_POSTGRES_SCHEMES = ("postgresql", "postgres")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 
@@ -31,7 +31,8 @@ def open_store(location: str, *, create: bool = True) -> Store:
             a SQLite URL (``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
             or ``sqlite://`` for a throw-away in-memory store), ``:memory:``,
             or a PostgreSQL URL (``postgresql://user:password@host:5432/db``;
-            also ``postgres://`` and ``postgresql+psycopg://``), which needs
+            also ``postgres://`` and ``postgresql+psycopg://``) or libpq
+            keywords (``host=db dbname=perf user=app``), which need
             ``pip install 'perfpilot[postgres]'``.
         create: Whether to create a missing SQLite file (and its directories);
             when ``False`` a missing store raises :class:`StoreError`. A
@@ -52,7 +53,7 @@ def open_store(location: str, *, create: bool = True) -> Store:
         raise StoreError("the store location is empty")
     scheme, sep, _rest = text.partition("://")
     is_url = bool(sep) and _SCHEME.fullmatch(scheme) is not None
-    if is_url and scheme.lower().partition("+")[0] in _POSTGRES_SCHEMES:
+    if is_postgres_dsn(text):
         from perfpilot.store.postgres import PostgresStore
 
         return PostgresStore(text)
@@ -62,7 +63,8 @@ def open_store(location: str, *, create: bool = True) -> Store:
             return SQLiteStore(MEMORY)
         if not path.startswith("/"):
             raise StoreError(
-                f"malformed SQLite URL {text!r}: expected sqlite:///relative/path "
+                f"malformed SQLite URL {redact_credentials(text)!r}: "
+                "expected sqlite:///relative/path "
                 "or sqlite:////absolute/path"
             )
         # sqlite:///x is relative, sqlite:////x absolute (as in SQLAlchemy).

@@ -25,6 +25,7 @@ from perfpilot.records import LoadResult
 from perfpilot.store import app_rows, rows
 from perfpilot.store.app_reads import SQLAppReads
 from perfpilot.store.base import RunSummary
+from perfpilot.store.dsn import redact_credentials
 from perfpilot.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, statements
 
 #: How long a writer waits for another process's transaction, in seconds.
@@ -82,24 +83,26 @@ class SQLiteStore(SQLAppReads):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.path = str(path)
+        # The path as messages show it: a password= in it is masked.
+        self._shown = redact_credentials(self.path)
         self._clock: Clock = SystemClock() if clock is None else clock
         self._sleep = sleep
         self._conn: sqlite3.Connection | None = None
         if self.path != MEMORY:
-            _prepare_path(Path(self.path), create=create)
+            _prepare_path(Path(self.path), create=create, shown=self._shown)
         try:
             conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+            raise StoreError(f"cannot open store {self._shown}: {exc}") from None
         try:
-            _check_store(conn, self.path)
+            _check_store(conn, self._shown)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-            _migrate(conn, self.path)
+            _migrate(conn, self._shown)
         except sqlite3.Error as exc:
             conn.close()
-            raise StoreError(f"cannot open store {self.path}: {_reason(exc)}") from None
+            raise StoreError(f"cannot open store {self._shown}: {_reason(exc)}") from None
         except BaseException:
             conn.close()
             raise
@@ -213,11 +216,11 @@ class SQLiteStore(SQLAppReads):
             self._conn = None
 
     def __repr__(self) -> str:
-        return f"SQLiteStore({self.path!r})"
+        return f"SQLiteStore({self._shown!r})"
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise StoreError(f"store {self.path} is closed")
+            raise StoreError(f"store {self._shown} is closed")
         return self._conn
 
     def _write(self, doing: str, body: Callable[[sqlite3.Connection], T]) -> T:
@@ -252,7 +255,7 @@ class SQLiteStore(SQLAppReads):
 
     def _error(self, doing: str, exc: sqlite3.Error) -> StoreError:
         kind = _Busy if _is_busy(exc) else StoreError
-        return kind(f"cannot {doing} in {self.path}: {_reason(exc)}")
+        return kind(f"cannot {doing} in {self._shown}: {_reason(exc)}")
 
     def _select(self, doing: str, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self._reading(doing) as conn:
@@ -270,22 +273,24 @@ class SQLiteStore(SQLAppReads):
             finally:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot {doing} from {self.path}: {_reason(exc)}") from None
+            raise StoreError(f"cannot {doing} from {self._shown}: {_reason(exc)}") from None
 
 
-def _prepare_path(path: Path, *, create: bool) -> None:
-    """Check ``path`` is usable as a database file and create its directory."""
+def _prepare_path(path: Path, *, create: bool, shown: str) -> None:
+    """Check ``path`` (``shown`` in messages) is usable as a database file and create its
+    directory."""
     if path.is_dir():
-        raise StoreError(f"store path {path} is a directory, not a database file")
+        raise StoreError(f"store path {shown} is a directory, not a database file")
     if path.exists():
         return
     if not create:
-        raise StoreError(f"no store at {path}")
+        raise StoreError(f"no store at {shown}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise StoreError(f"cannot create the store directory {path.parent}: {reason}") from None
+        where = redact_credentials(str(path.parent))
+        raise StoreError(f"cannot create the store directory {where}: {reason}") from None
 
 
 def _check_store(conn: sqlite3.Connection, path: str) -> None:
