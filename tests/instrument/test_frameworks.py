@@ -207,7 +207,9 @@ def check_store(server: Server, traffic: Traffic, *, items: int) -> None:
         queries = [q for q in db.app_queries() if q.route == ITEMS]
         assert sum(q.count for q in queries) == QUERIES_PER_REQUEST * items
         assert len({q.fingerprint for q in queries}) == QUERIES_PER_REQUEST
-        assert db.app_drops() == {}
+        # nothing counted was dropped; kept traces are samples, bounded per
+        # interval by design (a request with repeated queries is always traced)
+        assert set(db.app_drops()) <= {"traces"}
 
 
 FRAMEWORKS = {

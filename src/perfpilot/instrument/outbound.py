@@ -277,7 +277,6 @@ def _httpx_done(recorder: Recorder, request: Any, response: Any, start: float, s
             status = response.status_code
             rule = _rule(host, path, status)
             if stream:
-                recorder.outbound_site(method, host, path_template(path))
                 headers = response.headers
                 watch = StreamWatch(
                     recorder, method, host, path, status, start, bytes_out, identity, rule,
@@ -354,7 +353,6 @@ def _requests_done(
             status = response.status_code
             rule = _rule(host, path, status)
             if stream:
-                recorder.outbound_site(method, host, path_template(path))
                 watch = StreamWatch(
                     recorder, method, host, path, status, start, bytes_out, identity, rule,
                     response.headers.get("Content-Type"),
@@ -453,7 +451,6 @@ async def _aiohttp_done(
         rule = _rule(host, path, status)
         content_type = response.headers.get("Content-Type")
         if body_kind(content_type) == "sse":
-            recorder.outbound_site(method, host, path_template(path))
             watch = StreamWatch(
                 recorder, method, host, path, status, start, bytes_out, identity, rule,
                 content_type,

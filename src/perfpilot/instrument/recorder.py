@@ -346,16 +346,7 @@ class Recorder:
 
     def call_site(self, sql: str) -> str | None:
         """The application frame that first ran ``sql`` (cached per statement text)."""
-        sites = self.call_sites
-        try:
-            return sites[sql]
-        except KeyError:
-            pass
-        site = find_call_site()
-        if len(sites) >= MAX_CALL_SITES:
-            sites.clear()
-        sites[sql] = site
-        return site
+        return _cached_site(self.call_sites, sql)
 
     def outbound_site(self, method: str, host: str, template: str) -> str | None:
         """The application frames that first made a call to this endpoint.
@@ -366,17 +357,7 @@ class Recorder:
         and ``http`` spans. Called by the outbound hooks while the app's
         frames are on the stack (at the call, not when a streamed body ends).
         """
-        key = (method, host, template)
-        sites = self.outbound_sites
-        try:
-            return sites[key]
-        except KeyError:
-            pass
-        site = find_call_site()
-        if len(sites) >= MAX_CALL_SITES:
-            sites.clear()
-        sites[key] = site
-        return site
+        return _cached_site(self.outbound_sites, (method, host, template))
 
     # -- the flusher's side ----------------------------------------------------
     def collect(self) -> Interval:
@@ -539,6 +520,20 @@ class Recorder:
             "cache_events": list(ctx.cache_events),
             "dropped": ctx.dropped,
         }
+
+
+def _cached_site(sites: dict[Any, str | None], key: Any) -> str | None:
+    """``sites[key]``, or the call site found now (the stack walked once per key;
+    at ``MAX_CALL_SITES`` keys the cache starts again)."""
+    try:
+        return sites[key]
+    except KeyError:
+        pass
+    site = find_call_site()
+    if len(sites) >= MAX_CALL_SITES:
+        sites.clear()
+    sites[key] = site
+    return site
 
 
 def _has_repeat(queries: list[tuple[str, float, float, int, bool, str]], threshold: int) -> bool:

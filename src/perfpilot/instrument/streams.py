@@ -59,7 +59,9 @@ class StreamWatch:
         recorder: Where the call is recorded.
         method: HTTP method.
         host: ``host[:port]``.
-        path: URL path (templated when recorded).
+        path: URL path; the call is recorded under its template, and the
+            template's call site is found here, while the app's frames are on
+            the stack (:meth:`Recorder.outbound_site`).
         status: HTTP status.
         start: ``perf_counter()`` when the call started.
         bytes_out: Request body bytes.
@@ -82,9 +84,9 @@ class StreamWatch:
         "bytes_out",
         "host",
         "method",
-        "path",
         "start",
         "status",
+        "template",
         "wire_bytes",
     )
 
@@ -105,7 +107,8 @@ class StreamWatch:
         self._recorder = recorder
         self.method = method
         self.host = host
-        self.path = path
+        self.template = path_template(path)
+        recorder.outbound_site(method, host, self.template)
         self.status = status
         self.start = start
         self.bytes_out = bytes_out
@@ -197,7 +200,7 @@ class StreamWatch:
         if current_request.get() is not ctx:
             route = NO_ROUTE if ctx is None else (ctx.route or UNMATCHED)
         recorder.outbound(
-            self.method, self.host, path_template(self.path), self.status, self.start,
+            self.method, self.host, self.template, self.status, self.start,
             finished - self.start, bytes_in=self.bytes_in, bytes_out=self.bytes_out, cost=cost,
             prompt_tokens=usage.prompt_tokens if usage is not None else 0,
             completion_tokens=usage.completion_tokens if usage is not None else 0,
