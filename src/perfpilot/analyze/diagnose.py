@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from perfpilot.analyze import detect_db, detect_outbound, detect_resources, detect_routes
 from perfpilot.analyze.appdata import AppData
 from perfpilot.analyze.findings import Finding, rank
 from perfpilot.analyze.options import DiagnoseOptions
@@ -20,25 +21,21 @@ __all__ = ["DETECTORS", "DiagnoseOptions", "diagnose"]
 Detector = Callable[[AppData, DiagnoseOptions], list[Finding]]
 
 
-def _detectors() -> tuple[Detector, ...]:
-    # imported here so this module stays importable while detectors are added
-    from perfpilot.analyze import detect_db, detect_outbound, detect_resources, detect_routes
-
-    return (
-        detect_db.n_plus_one,
-        detect_db.slow_queries,
-        detect_db.unbounded_results,
-        detect_db.select_star,
-        detect_outbound.repeated_calls,
-        detect_outbound.slow_calls,
-        detect_outbound.sequential_calls,
-        detect_resources.cache_hit_rate,
-        detect_resources.memory_growth,
-        detect_resources.pool_waits,
-        detect_routes.cpu_hotspots,
-        detect_routes.large_responses,
-        detect_routes.error_bursts,
-    )
+_IN_APP: tuple[Detector, ...] = (
+    detect_db.n_plus_one,
+    detect_db.slow_queries,
+    detect_db.unbounded_results,
+    detect_db.select_star,
+    detect_outbound.repeated_calls,
+    detect_outbound.slow_calls,
+    detect_outbound.sequential_calls,
+    detect_resources.cache_hit_rate,
+    detect_resources.memory_growth,
+    detect_resources.pool_waits,
+    detect_routes.cpu_hotspots,
+    detect_routes.large_responses,
+    detect_routes.error_bursts,
+)
 
 
 #: Names of the in-app detectors, in the order they run.
@@ -84,7 +81,7 @@ def diagnose(
     """
     opts = options or DiagnoseOptions()
     findings: list[Finding] = []
-    for detector in _detectors():
+    for detector in _IN_APP:
         findings.extend(detector(app, opts))
     if load is not None:
         from perfpilot.analyze.detect_load import saturation

@@ -9,10 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from perfpilot.analyze.breakdown import CacheHitRate, OutboundSummary, RouteBreakdown, UnitCost
-
-
-def _ms(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+from perfpilot.report.numbers import ms
 
 
 def _usd(value: float) -> str:
@@ -49,13 +46,13 @@ def render_monitoring(
             escape(f"{row.method} {row.route}"),
             f"{row.requests:,}",
             f"{row.errors:,}" if row.errors else "0",
-            _ms(row.p50_ms),
-            _ms(row.p95_ms),
-            _ms(row.p99_ms),
-            _ms(row.app_ms),
-            _ms(row.db_ms),
-            _ms(row.outbound_ms),
-            _ms(row.cache_ms),
+            ms(row.p50_ms),
+            ms(row.p95_ms),
+            ms(row.p99_ms),
+            ms(row.app_ms),
+            ms(row.db_ms),
+            ms(row.outbound_ms),
+            ms(row.cache_ms),
             f"{row.queries_per_request:.1f}",
             f"{row.outbound_per_request:.1f}",
             _usd(row.cost_per_request_usd),
@@ -70,7 +67,7 @@ def render_monitoring(
                 escape(f"{call.method} {call.host}{call.template}"),
                 f"{call.calls:,}",
                 f"{call.errors:,}",
-                _ms(call.p95_ms),
+                ms(call.p95_ms),
                 f"{call.prompt_tokens:,}/{call.completion_tokens:,}",
                 _usd(call.cost_usd),
                 f"{call.repeated:,}",

@@ -56,16 +56,8 @@ def rate(value: float) -> str:
 
 def check_value(check: HealthCheck, value: float | None) -> str:
     """A health check's observed or target value in its unit."""
-    if value is None:
-        return "-"
-    if check.unit == "ms":
-        return f"{ms(value)} ms"
-    if check.unit == "ratio":
-        return percent(value)
-    if check.unit == "score":
-        return f"{value:.2f}"
-    if check.unit == "req/s":
-        return rate(value)
+    if value is None or check.unit in ("ms", "ratio", "score", "req/s"):
+        return amount(value, check.unit)
     return f"{value:g}"
 
 
