@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from perfpilot.dbadvisor.candidates import IndexCandidate, candidates_for, quote_identifier
-from perfpilot.dbadvisor.catalog import Catalog, ExistingIndex, TableInfo
+from perfpilot.dbadvisor.candidates import IndexCandidate, candidates_for
+from perfpilot.dbadvisor.catalog import Catalog, ExistingIndex, TableInfo, quote_identifier
 from perfpilot.dbadvisor.shape import analyze_query
 
 COLUMNS = {
@@ -137,3 +137,16 @@ def test_candidate_ddl_names_and_quoting() -> None:
     )
     assert len(IndexCandidate("t" * 80, ("c",)).name) == 63
     assert quote_identifier('we"ird') == '"we""ird"'
+
+
+def test_reserved_words_are_quoted_so_the_ddl_runs() -> None:
+    import sqlite3
+
+    assert (quote_identifier("order"), quote_identifier("user")) == ('"order"', '"user"')
+    candidate = IndexCandidate("order", ("user", "group"))
+    conn = sqlite3.connect(":memory:")
+    conn.execute('CREATE TABLE "order" (id INTEGER PRIMARY KEY, "user" INTEGER, "group" TEXT)')
+    conn.execute(candidate.ddl("sqlite"))  # would be a syntax error unquoted
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'index'").fetchone() == (
+        1,
+    )

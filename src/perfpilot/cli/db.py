@@ -128,7 +128,7 @@ def run_advise(args: argparse.Namespace, console: Console | None = None) -> int:
     if args.yes and not args.apply:
         raise UsageError("--yes goes with --apply")
     out = console or Console()
-    fmt = _format(args)
+    fmt = document_format(args.fmt, args.out)
     check_output_path(args.out)
     timeout = parse_duration(args.statement_timeout, field="--statement-timeout")
     options = AdviceOptions(min_gain=args.min_gain, min_cost=args.min_cost, hints=args.hints)
@@ -136,7 +136,9 @@ def run_advise(args: argparse.Namespace, console: Console | None = None) -> int:
         workload = _workload(args, db)
         advice = advise(db, workload, options)
     findings = advice_findings(advice)
-    _output(args, out, findings, title="Index advice", database=advice.database, advice=advice)
+    _output(
+        args.out, fmt, out, findings, title="Index advice", database=advice.database, advice=advice
+    )
     if not args.apply:
         return EXIT_OK
     return _apply(args, advice.recommendations, out if fmt == "terminal" and not args.out else None)
@@ -148,19 +150,16 @@ def run_health(args: argparse.Namespace, console: Console | None = None) -> int:
     from perfpilot.dbadvisor.health import check_health
 
     out = console or Console()
-    _format(args)
+    fmt = document_format(args.fmt, args.out)
     check_output_path(args.out)
     findings = check_health(args.dsn)
-    _output(args, out, findings, title="Database health", database=display_name(args.dsn))
+    _output(args.out, fmt, out, findings, title="Database health", database=display_name(args.dsn))
     return EXIT_OK
 
 
-def _format(args: argparse.Namespace) -> str:
-    return document_format(args.fmt, args.out)
-
-
 def _output(
-    args: argparse.Namespace,
+    path: str | None,
+    fmt: str,
     console: Console,
     findings: Any,
     *,
@@ -168,15 +167,14 @@ def _output(
     database: str,
     advice: Any = None,
 ) -> None:
-    """Print the findings in the chosen format, or write them to ``-o FILE``."""
+    """Print the findings in ``fmt``, or write them to ``path`` (``-o FILE``)."""
     from perfpilot.dbadvisor.render import render, to_text
 
-    fmt = _format(args)
-    if args.out is None and fmt != "html":
+    if path is None and fmt != "html":
         render(findings, fmt, console, title=title, database=database, advice=advice)
         return
     text = to_text(findings, fmt, title=title, database=database, advice=advice)
-    write_document(text, args.out, console)
+    write_document(text, path, console)
 
 
 def _workload(args: argparse.Namespace, db: Any) -> Any:

@@ -26,7 +26,7 @@ from typing import Any
 
 from perfpilot.analyze.findings import Finding, Fix, Impact, finding_id
 from perfpilot.dbadvisor.advisor import Advice, QueryOutcome, Recommendation
-from perfpilot.dbadvisor.candidates import quote_identifier
+from perfpilot.dbadvisor.catalog import quote_identifier
 
 
 def advice_findings(advice: Advice) -> list[Finding]:

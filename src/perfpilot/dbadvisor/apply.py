@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from perfpilot.dbadvisor.advisor import Recommendation
-from perfpilot.dbadvisor.candidates import quote_identifier
+from perfpilot.dbadvisor.catalog import quote_identifier
 from perfpilot.dbadvisor.database import open_writable
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from perfpilot.dbadvisor.catalog import Catalog
+from perfpilot.dbadvisor.catalog import Catalog, quote_identifier
 from perfpilot.dbadvisor.shape import QueryShape, TableUse
 
 #: Most key columns in one candidate.
@@ -31,8 +31,6 @@ MAX_KEY_COLUMNS = 4
 MAX_INCLUDE_COLUMNS = 3
 #: PostgreSQL's limit on identifier length.
 MAX_NAME_LENGTH = 63
-
-_PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -94,13 +92,6 @@ class IndexCandidate:
         if self.include:
             text += f" INCLUDE ({', '.join(quote_identifier(c) for c in self.include)})"
         return text
-
-
-def quote_identifier(name: str) -> str:
-    """``name`` as written in SQL: bare when plain lower case, else double-quoted."""
-    if _PLAIN_IDENTIFIER.fullmatch(name):
-        return name
-    return '"' + name.replace('"', '""') + '"'
 
 
 def candidates_for(shape: QueryShape, catalog: Catalog, kind: str) -> list[IndexCandidate]:

@@ -11,10 +11,13 @@ since the server started), per second.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from perfpilot.dbadvisor.database import Database
+
+_PLAIN_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,6 +210,137 @@ def _sqlite_catalog(db: Database) -> Catalog:
         types = tuple(str(row[2] or "") for row in info)
         tables[name.lower()] = TableInfo(name, columns, rows, tuple(found), None, types)
     return Catalog(tables)
+
+
+#: Words reserved in PostgreSQL or SQLite (or standard SQL) that tables and
+#: columns are often named after: such names must be quoted to be names.
+RESERVED_WORDS = frozenset(
+    {
+        "all",
+        "alter",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "authorization",
+        "between",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "column",
+        "constraint",
+        "create",
+        "cross",
+        "current_date",
+        "current_role",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "default",
+        "deferrable",
+        "delete",
+        "desc",
+        "distinct",
+        "do",
+        "drop",
+        "else",
+        "end",
+        "except",
+        "exists",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "from",
+        "full",
+        "grant",
+        "group",
+        "having",
+        "ilike",
+        "in",
+        "index",
+        "initially",
+        "inner",
+        "insert",
+        "intersect",
+        "into",
+        "is",
+        "isnull",
+        "join",
+        "key",
+        "lateral",
+        "leading",
+        "left",
+        "like",
+        "limit",
+        "localtime",
+        "localtimestamp",
+        "natural",
+        "not",
+        "notnull",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "outer",
+        "over",
+        "overlaps",
+        "placing",
+        "primary",
+        "references",
+        "returning",
+        "right",
+        "row",
+        "select",
+        "session_user",
+        "set",
+        "similar",
+        "some",
+        "symmetric",
+        "table",
+        "tablesample",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "update",
+        "user",
+        "using",
+        "values",
+        "variadic",
+        "verbose",
+        "when",
+        "where",
+        "window",
+        "with",
+    }
+)
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as written in SQL: bare when plain lower case and not a reserved
+    word (:data:`RESERVED_WORDS`), else double-quoted.
+
+    The one identifier quoting of ``dbadvisor``'s generated SQL (index DDL,
+    health-check fixes).
+
+    Example:
+        >>> quote_identifier("orders"), quote_identifier("order"), quote_identifier("Users")
+        ('orders', '"order"', '"Users"')
+    """
+    if _PLAIN_IDENTIFIER.fullmatch(name) and name not in RESERVED_WORDS:
+        return name
+    return _quote(name)
 
 
 def _quote(name: str) -> str:

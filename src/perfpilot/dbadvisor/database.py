@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perfpilot.errors import ConfigError, ConnectError, UsageError
-from perfpilot.store.dsn import display_dsn, is_postgres_dsn, redact_credentials, scrub, secrets_of
+from perfpilot.store.dsn import (
+    display_dsn,
+    is_postgres_dsn,
+    libpq_url,
+    redact_credentials,
+    scrub,
+    secrets_of,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -113,14 +120,6 @@ class Database:
 def database_kind(dsn: str) -> str:
     """``postgresql`` (a URL or libpq keywords) or ``sqlite`` for a DSN or path."""
     return "postgresql" if is_postgres_dsn(dsn) else "sqlite"
-
-
-def libpq_url(dsn: str) -> str:
-    """``dsn`` as libpq takes it: ``postgresql+psycopg://`` becomes ``postgresql://``."""
-    scheme, sep, rest = dsn.strip().partition("://")
-    if sep and scheme.lower().partition("+")[0] in ("postgresql", "postgres"):
-        return f"postgresql://{rest}"
-    return dsn.strip()
 
 
 def sqlite_path(dsn: str) -> Path:

@@ -17,18 +17,12 @@ import sqlite3
 from collections.abc import Callable
 
 from perfpilot.analyze.findings import Finding
+from perfpilot.dbadvisor.catalog import quote_identifier
 from perfpilot.dbadvisor.database import PROGRESS_STEPS, StatementClock, connect_sqlite
 from perfpilot.dbadvisor.health import HealthOptions, failed_check, health_finding
 from perfpilot.errors import UsageError
 
-__all__ = ["SqliteIndex", "check_sqlite", "quote_ident", "read_schema"]
-
-
-def quote_ident(name: str) -> str:
-    """``name`` as a SQL identifier: bare when plain lower-case, else double-quoted."""
-    if name.isidentifier() and name.isascii() and name == name.lower():
-        return name
-    return '"' + name.replace('"', '""') + '"'
+__all__ = ["SqliteIndex", "check_sqlite", "read_schema"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +176,7 @@ def _redundant(table: _Table) -> list[Finding]:
                 },
                 f"Drop {index.name}: {by} serves the same queries, so it only costs "
                 "writes and space.",
-                f"DROP INDEX {quote_ident(index.name)};",
+                f"DROP INDEX {quote_identifier(index.name)};",
                 confidence=0.9 if exact else 0.8,
             )
         )
@@ -206,8 +200,8 @@ def unindexed_foreign_keys(conn: sqlite3.Connection, options: HealthOptions) -> 
                 for index in table.indexes
             ):
                 continue
-            quoted = ", ".join(quote_ident(c) for c in columns)
-            index_name = quote_ident(f"{table.name}_{'_'.join(columns)}_idx")
+            quoted = ", ".join(quote_identifier(c) for c in columns)
+            index_name = quote_identifier(f"{table.name}_{'_'.join(columns)}_idx")
             findings.append(
                 health_finding(
                     "unindexed_foreign_key",
@@ -217,7 +211,7 @@ def unindexed_foreign_keys(conn: sqlite3.Connection, options: HealthOptions) -> 
                     {"table": table.name, "columns": list(columns), "references": parent},
                     f"Index {table.name}({', '.join(columns)}): joins on the key and deletes "
                     f"from {parent} (with foreign keys enforced) scan the whole table without it.",
-                    f"CREATE INDEX {index_name} ON {quote_ident(table.name)} ({quoted});",
+                    f"CREATE INDEX {index_name} ON {quote_identifier(table.name)} ({quoted});",
                     confidence=0.7,
                 )
             )
@@ -239,14 +233,14 @@ def missing_statistics(conn: sqlite3.Connection, options: HealthOptions) -> list
     for table in read_schema(conn):
         if not table.indexes or table.name in analyzed:
             continue
-        if conn.execute(f"SELECT 1 FROM {quote_ident(table.name)} LIMIT 1").fetchone():
+        if conn.execute(f"SELECT 1 FROM {quote_identifier(table.name)} LIMIT 1").fetchone():
             missing.append(table.name)
     if not missing:
         return []
     code = (
         "ANALYZE;"
         if not has_stat1 or len(missing) > 5
-        else "\n".join(f"ANALYZE {quote_ident(name)};" for name in missing)
+        else "\n".join(f"ANALYZE {quote_identifier(name)};" for name in missing)
     )
     return [
         health_finding(

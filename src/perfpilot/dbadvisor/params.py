@@ -111,7 +111,7 @@ def sample_column(db: Database, table: str, column: str) -> list[Any]:
     (falling back to the first rows of small tables); SQLite reads every
     n-th rowid.
     """
-    from perfpilot.dbadvisor.candidates import quote_identifier as q
+    from perfpilot.dbadvisor.catalog import quote_identifier as q
 
     if db.kind == "postgresql":
         rows_estimate = db.conn.execute(

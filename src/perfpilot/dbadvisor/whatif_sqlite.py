@@ -20,7 +20,8 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from perfpilot.dbadvisor.candidates import IndexCandidate, quote_identifier
+from perfpilot.dbadvisor.candidates import IndexCandidate
+from perfpilot.dbadvisor.catalog import quote_identifier
 from perfpilot.dbadvisor.database import Database
 from perfpilot.dbadvisor.whatif import PlanCost, WhatIfError
 

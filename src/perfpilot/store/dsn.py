@@ -112,6 +112,19 @@ def is_postgres_dsn(dsn: str) -> bool:
     return keyword_pairs(dsn) is not None
 
 
+def libpq_url(dsn: str) -> str:
+    """``dsn`` as libpq takes it: ``postgresql+psycopg://`` becomes ``postgresql://``.
+
+    Example:
+        >>> libpq_url(" postgresql+psycopg://db/perf "), libpq_url("host=db")
+        ('postgresql://db/perf', 'host=db')
+    """
+    scheme, sep, rest = dsn.strip().partition("://")
+    if sep and scheme.lower().partition("+")[0] in _POSTGRES_SCHEMES:
+        return f"postgresql://{rest}"
+    return dsn.strip()
+
+
 def _keywords_only(dsn: str) -> list[tuple[str, str]] | None:
     """The pairs of ``dsn`` when it is libpq keywords rather than a URL."""
     scheme, sep, _ = dsn.strip().partition("://")

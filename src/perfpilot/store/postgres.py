@@ -25,7 +25,7 @@ from perfpilot.records import LoadResult
 from perfpilot.store import app_rows, rows
 from perfpilot.store.app_reads import SQLAppReads
 from perfpilot.store.base import RunSummary
-from perfpilot.store.dsn import display_dsn, redact_dsn, scrub, secrets_of
+from perfpilot.store.dsn import display_dsn, libpq_url, redact_dsn, scrub, secrets_of
 from perfpilot.store.pg_schema import (
     CREATE_VERSION_TABLE,
     MIGRATION_LOCK,
@@ -74,7 +74,7 @@ class PostgresStore(SQLAppReads):
         clock: Clock | None = None,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
-        dsn = _libpq_url(dsn)
+        dsn = libpq_url(dsn)
         #: The URL with its password masked; safe to show.
         self.location = redact_dsn(dsn)
         self._shown = display_dsn(dsn)
@@ -235,14 +235,6 @@ class PostgresStore(SQLAppReads):
     def _reason(self, exc: Exception) -> str:
         """The driver's message on one line, without any secret of the URL."""
         return scrub(" ".join(str(exc).split()) or type(exc).__name__, self._secrets)
-
-
-def _libpq_url(dsn: str) -> str:
-    """``dsn`` as libpq takes it: ``postgresql+psycopg://`` becomes ``postgresql://``."""
-    scheme, sep, rest = dsn.strip().partition("://")
-    if sep and scheme.lower().partition("+")[0] in ("postgresql", "postgres"):
-        return f"postgresql://{rest}"
-    return dsn.strip()
 
 
 def _insert(table: str, columns: tuple[str, ...]) -> str:
