@@ -141,7 +141,47 @@ class Assessment:
         )
 
 
-def assess(app: AppData, load: LoadResult | None, targets: Targets) -> Assessment:
+@dataclasses.dataclass(frozen=True)
+class Headline:
+    """The figures a report is judged on, and where they come from.
+
+    Attributes:
+        source: ``load`` (the load run's client side, when it has requests) or
+            ``app`` (what the instrumented app recorded).
+        latency: All requests' latencies, merged.
+        requests: Requests counted.
+        errors: Failed requests.
+        duration_s: The time they were counted over.
+    """
+
+    source: str
+    latency: Histogram
+    requests: int
+    errors: int
+    duration_s: float
+
+
+def headline(app: AppData, load: LoadResult | None) -> Headline:
+    """The load run's figures when it made requests, else the app's."""
+    totals = None if load is None else load.totals()
+    if load is not None and totals is not None and totals.requests > 0:
+        return Headline("load", totals.latency, totals.requests, totals.error_count,
+                        load.duration_s)  # fmt: skip
+    return Headline(
+        "app",
+        _merged(row.latency for row in app.requests),
+        app.request_count,
+        sum(row.errors for row in app.requests),
+        app.duration_s,
+    )
+
+
+def assess(
+    app: AppData,
+    load: LoadResult | None,
+    targets: Targets,
+    figures: Headline | None = None,
+) -> Assessment:
     """Judge the window's headline figures against ``targets``.
 
     Args:
@@ -149,19 +189,15 @@ def assess(app: AppData, load: LoadResult | None, targets: Targets) -> Assessmen
         load: The load run of the window, if any: its client-side figures are
             judged instead of the app's, and its thresholds are added.
         targets: What healthy means.
+        figures: :func:`headline` of ``app`` and ``load``, when the caller
+            has it already.
 
     Returns:
         The assessment.
     """
-    totals = None if load is None else load.totals()
-    if load is not None and totals is not None and totals.requests > 0:
-        source, latency = "load", totals.latency
-        requests, errors, duration_s = totals.requests, totals.error_count, load.duration_s
-    else:
-        source, latency = "app", _merged(row.latency for row in app.requests)
-        requests = app.request_count
-        errors = sum(row.errors for row in app.requests)
-        duration_s = app.duration_s
+    figures = headline(app, load) if figures is None else figures
+    source, latency = figures.source, figures.latency
+    requests, errors, duration_s = figures.requests, figures.errors, figures.duration_s
     p50, p95, p99 = (v * 1000 for v in latency.percentiles([50, 95, 99]))
     has_data = latency.count > 0
     checks = [

@@ -30,7 +30,7 @@ from perfpilot.analyze.appdata import AppData
 from perfpilot.analyze.findings import Finding, rank
 from perfpilot.errors import ConfigError
 from perfpilot.records import LoadResult
-from perfpilot.report.assessment import Assessment, Targets, assess
+from perfpilot.report.assessment import Assessment, Targets, assess, headline
 from perfpilot.report.bottlenecks import Bottlenecks, find_bottlenecks
 from perfpilot.report.series import (
     Distribution,
@@ -40,7 +40,6 @@ from perfpilot.report.series import (
     load_timeline,
 )
 from perfpilot.report.strategy import MonitoringStrategy, monitoring_strategy
-from perfpilot.stats.histogram import Histogram
 
 #: Version of :meth:`Report.to_dict`'s output.
 REPORT_FORMAT = 1
@@ -194,19 +193,15 @@ def build_report(
         The report.
     """
     goals = targets or Targets()
-    assessment = assess(app, load, goals)
+    figures = headline(app, load)
+    assessment = assess(app, load, goals, figures)
     bottlenecks = find_bottlenecks(app, load)
     timelines = []
     if load is not None:
         timelines.append(load_timeline(load))
     if app.timeline:
         timelines.append(app_timeline(app))
-    if assessment.source == "load" and load is not None:
-        histogram = load.totals().latency
-    else:
-        histogram = Histogram()
-        for row in app.requests:
-            histogram.merge(row.latency)
+    histogram = figures.latency
     return Report(
         title=title or _title(app, load),
         service=app.service,
