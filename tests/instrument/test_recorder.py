@@ -270,6 +270,37 @@ def test_trace_reasons_slow_error_repeated(recorder: Recorder) -> None:
     assert traces["/both"]["status"] == 500  # an exception reports 500
 
 
+def distinct_queries(recorder: Recorder, route: str, n: int) -> None:
+    """One request running ``n`` different statements once each."""
+    ctx = RequestContext("GET", context.perf())
+    token = current_request.set(ctx)
+    try:
+        ctx.route = route
+        for i in range(n):
+            recorder.query(f"SELECT {i}", context.perf(), 0.001, 1, False, "sqlite")
+        ctx.status = 200
+    finally:
+        current_request.reset(token)
+    recorder.finish(ctx, 0.010)
+
+
+def test_many_distinct_statements_are_not_a_trace_reason(recorder: Recorder) -> None:
+    for _ in range(50):
+        distinct_queries(recorder, "/dashboard", 12)  # past repeat_threshold, none repeated
+    assert recorder.collect().traces == []
+
+
+def test_many_distinct_statements_are_sampled_like_other_requests() -> None:
+    n, rate, seed = 400, 0.1, 3
+    recorder = Recorder("svc", sample_rate=rate, seed=seed, max_traces=n)
+    for _ in range(n):
+        distinct_queries(recorder, "/dashboard", 6)
+    traces = recorder.collect().traces
+    draws = random.Random(seed)
+    assert len(traces) == sum(draws.random() < rate for _ in range(n))
+    assert all(t["reasons"] == ("sample",) for t in traces)
+
+
 def test_random_sample_is_seeded() -> None:
     n, rate, seed = 400, 0.1, 7
     recorder = Recorder("svc", sample_rate=rate, seed=seed, max_traces=n)

@@ -491,6 +491,13 @@ class Recorder:
             counts[0 if hit else 1] += 1
 
     def _trace_reasons(self, ctx: RequestContext, duration: float, error: bool) -> tuple[str, ...]:
+        """Why the request is traced; empty when it is not.
+
+        Called when the request is slow, failed, ran at least
+        ``repeat_threshold`` statements, or won the caller's random draw; a
+        request that ran that many statements, none repeated that often, is
+        sampled with a draw of its own, like any other.
+        """
         reasons: list[str] = []
         if duration >= self.slow_s:
             reasons.append("slow")
@@ -500,8 +507,9 @@ class Recorder:
             ctx.queries, self.repeat_threshold
         ):
             reasons.append("repeated_query")
-        if not reasons:
-            # reached only when the caller's draw fell under the sample rate
+        if not reasons and (
+            ctx.db_count < self.repeat_threshold or self._random() < self.sample_rate
+        ):
             reasons.append("sample")
         return tuple(reasons)
 
@@ -537,6 +545,9 @@ def _cached_site(sites: dict[Any, str | None], key: Any) -> str | None:
 
 
 def _has_repeat(queries: list[tuple[str, float, float, int, bool, str]], threshold: int) -> bool:
+    """Whether one statement text occurs at least ``threshold`` times."""
+    if len(queries) - len({query[0] for query in queries}) < threshold - 1:
+        return False  # too few duplicates in all for any text to reach it
     counts: dict[str, int] = {}
     for query in queries:
         sql = query[0]
