@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from perfpilot.instrument import sql
+from perfpilot.instrument import sql, sql_record
 from perfpilot.instrument.context import (
     RequestContext,
     active,
@@ -138,6 +138,30 @@ def test_sqlite_suppressed_block_is_not_recorded(recorder: Recorder) -> None:
     conn.execute("SELECT 3")
     conn.close()
     assert list(queries(recorder)) == ["SELECT 3"]
+
+
+def test_sqlite_a_suppressed_block_in_another_thread_suppresses_only_there(
+    recorder: Recorder,
+) -> None:
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    inside, leave = threading.Event(), threading.Event()
+
+    def store_write() -> None:
+        with sql.suppressed():
+            conn.execute("SELECT 'suppressed'")
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=store_write)
+    thread.start()
+    assert inside.wait(10)
+    assert sql_record.suppression.blocks == 1
+    conn.execute("SELECT 'recorded'")
+    leave.set()
+    thread.join(10)
+    assert sql_record.suppression.blocks == 0
+    conn.close()
+    assert list(queries(recorder)) == ["SELECT 'recorded'"]
 
 
 @pytest.mark.parametrize("module", ["perfpilot.store.sqlite", "aiosqlite.core"])

@@ -121,7 +121,11 @@ class Interval:
     def __init__(self, started_at: float) -> None:
         self.started_at = started_at
         self.requests: dict[tuple[str, str, int], RequestAgg] = {}
-        self.queries: dict[tuple[str, str, str], QueryAgg] = {}
+        # statements by (route, db), then by SQL text: one request's statements
+        # share the first key, so adding each costs one lookup by a string
+        # whose hash is cached; ``statement_keys`` counts the keys in all
+        self.statements: dict[tuple[str, str], dict[str, QueryAgg]] = {}
+        self.statement_keys = 0
         self.outbound: dict[tuple[str, str, str, int, str], OutboundAgg] = {}
         self.caches: dict[tuple[str, str, str, str], list[int]] = {}
         self.units: dict[tuple[str, str], list[float]] = {}
@@ -132,3 +136,12 @@ class Interval:
         # identities (hash of method, URL, body) of successful outbound calls
         # made inside requests, for spotting identical calls across requests
         self.identities: set[Any] = set()
+
+    @property
+    def queries(self) -> dict[tuple[str, str, str], QueryAgg]:
+        """The statements by ``(sql, route, db)`` (built on each access)."""
+        return {
+            (sql, route, db): agg
+            for (route, db), table in self.statements.items()
+            for sql, agg in table.items()
+        }

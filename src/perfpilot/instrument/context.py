@@ -50,9 +50,10 @@ class RequestContext:
         cache_time: Seconds in timed cache commands so far. Set with the
             first cache event (requests without one never pay for it): read
             it only when ``cache_events`` is not empty.
-        queries: ``(sql, start_offset_s, duration_s, rows, failed, db)`` tuples,
-            or lists of the same for row-returning statements whose fetches
-            are still being timed (see :meth:`Recorder.open_query`).
+        queries: ``(sql, start, duration_s, rows, failed, db)`` tuples
+            (``start`` is the ``perf_counter()`` reading: traces make it an
+            offset), or lists of the same for row-returning statements whose
+            fetches are still being timed (see :meth:`Recorder.open_query`).
         calls: Outbound call tuples (see :meth:`Recorder.outbound`).
         cache_events: ``(cache, command, prefix, hit, start_offset_s, duration_s)``
             tuples (``hit`` is ``None`` for a timed write).

@@ -158,7 +158,7 @@ class Recorder:
         if queries is NO_EVENTS:  # the first event of the request
             queries = ctx.queries = []
         if len(queries) < MAX_EVENTS_PER_REQUEST:
-            queries.append((sql, start - ctx.started, duration, rows, failed, db))
+            queries.append((sql, start, duration, rows, failed, db))
         else:
             ctx.dropped += 1
             ctx.db_time += duration
@@ -186,7 +186,7 @@ class Recorder:
                 queries = ctx.queries = []
             if len(queries) < MAX_EVENTS_PER_REQUEST:
                 ctx.db_count += 1
-                event = [sql, start - ctx.started, duration, 0, False, db]
+                event = [sql, start, duration, 0, False, db]
                 queries.append(event)
                 return event
         return [sql, start, duration, 0, False, db, self, ctx]
@@ -384,6 +384,18 @@ class Recorder:
         agg = table[key] = factory()
         return agg
 
+    def _new_statement(self, interval: Interval, table: dict[str, QueryAgg], sql: str) -> QueryAgg:
+        """A new statement key of ``table``, or its ``<other>`` past ``max_keys``."""
+        if interval.statement_keys >= self.max_keys:
+            self._count_drop(interval, "keys")
+            sql = OTHER
+            agg = table.get(sql)
+            if agg is not None:
+                return agg
+        interval.statement_keys += 1
+        agg = table[sql] = QueryAgg()
+        return agg
+
     @staticmethod
     def _count_drop(interval: Interval, kind: str, n: int = 1) -> None:
         interval.drops[kind] = interval.drops.get(kind, 0) + n
@@ -395,14 +407,18 @@ class Recorder:
         route: str,
     ) -> float:
         """Add ``queries`` to the interval's aggregates; returns their total seconds."""
-        table = interval.queries
+        tables = interval.statements
+        table: dict[str, QueryAgg] = {}
+        table_db = None
         total = 0.0
         for sql, _start, duration, rows, failed, db in queries:
             total += duration
-            key = (sql, route, db)
-            agg = table.get(key)
+            if db is not table_db:  # a request's statements are mostly of one db
+                table = tables.get((route, db)) or tables.setdefault((route, db), {})
+                table_db = db
+            agg = table.get(sql)
             if agg is None:
-                agg = self._new_key(table, key, (OTHER, route, db), QueryAgg)
+                agg = self._new_statement(interval, table, sql)
             agg.durations.append(duration)
             if rows > 0:
                 agg.rows += rows
@@ -523,7 +539,8 @@ class Recorder:
             "status": 500 if ctx.error else ctx.status,
             "duration_s": duration,
             "reasons": reasons,
-            "queries": [tuple(q) for q in ctx.queries],  # open events still change
+            # offsets from the request's start; a copy, as open events still change
+            "queries": [(q[0], q[1] - ctx.started, q[2], q[3], q[4], q[5]) for q in ctx.queries],
             "calls": list(ctx.calls),
             "cache_events": list(ctx.cache_events),
             "dropped": ctx.dropped,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from perfpilot.instrument.context import active, perf, warn_once
-from perfpilot.instrument.sql_record import POSTGRESQL, is_suppressed, record
+from perfpilot.instrument.sql_record import POSTGRESQL, is_suppressed, record, suppression
 
 __all__ = ["install"]
 
@@ -52,7 +52,7 @@ def _record_pg(
 def _psycopg_sync(method: Callable[..., Any]) -> Callable[..., Any]:
     def run(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
         recorder = active.recorder
-        if recorder is None or is_suppressed():
+        if recorder is None or (suppression.blocks and is_suppressed()):
             return method(self, query, *args, **kwargs)
         start = perf()
         try:
@@ -71,7 +71,7 @@ def _psycopg_sync(method: Callable[..., Any]) -> Callable[..., Any]:
 def _psycopg_async(method: Callable[..., Any]) -> Callable[..., Any]:
     async def run(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
         recorder = active.recorder
-        if recorder is None or is_suppressed():
+        if recorder is None or (suppression.blocks and is_suppressed()):
             return await method(self, query, *args, **kwargs)
         start = perf()
         try:

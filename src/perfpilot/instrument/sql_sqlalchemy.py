@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from perfpilot.instrument.context import active, perf, warn_once
-from perfpilot.instrument.sql_record import is_suppressed, record
+from perfpilot.instrument.sql_record import is_suppressed, record, suppression
 
 __all__ = ["forget_cursor_classes", "install"]
 
@@ -76,7 +76,7 @@ def _timed_below(cursor: Any) -> bool:
 def _sa_before(
     conn: Any, cursor: Any, statement: Any, parameters: Any, context: Any, executemany: bool
 ) -> None:
-    if active.recorder is None or is_suppressed():
+    if active.recorder is None or (suppression.blocks and is_suppressed()):
         return
     try:
         if not _timed_below(cursor):

@@ -29,10 +29,15 @@ garbage collector, at the next statement a timed cursor runs, not at once: the
 collector may run while this thread holds the recorder's lock.
 ``executemany`` counts ``rowcount``; ``executescript`` counts no rows.
 
-Costs on the request path: a row-returning statement adds a list and a dict
-entry at ``execute``, and a dict lookup and two clock reads to each fetch;
-every timed cursor has a Python ``__del__``, and each ``next()`` on it is a
-Python call.
+A cursor keeps its pending statement in an attribute of its timed class (a
+slot on the cursors perfpilot makes). A cursor that an app's own
+``Connection.cursor()`` made is re-classed in place (see :func:`_retimed`),
+which needs the same memory layout, so no slot: its attribute is a property
+over a side table keyed by ``id(cursor)``.
+
+Costs on the request path: a row-returning statement adds a list at
+``execute``, and two clock reads to each fetch; every timed cursor has a Python
+``__del__``, and each ``next()`` on it is a Python call.
 """
 
 from __future__ import annotations
@@ -51,21 +56,35 @@ from perfpilot.instrument.context import (
     perf,
     warn_once,
 )
-from perfpilot.instrument.sql_record import SQLITE, is_suppressed, record
+from perfpilot.instrument.sql_record import SQLITE, is_suppressed, record, suppression
 
 __all__ = ["install"]
 
 _current_request = current_request.get
 
-# Row-returning statements whose fetches are still timed, by ``id(cursor)``:
-# the event from Recorder.open_query, ``[sql, start, seconds, rows, failed,
-# db]``, already in its request; or, outside a request (or past its event
-# bound), the same plus ``recorder, request context``, recorded when done.
-# Keyed by id, not held on the cursor: a timed cursor class must keep its
-# base's memory layout (see _retimed); ``__del__`` removes a cursor's entry.
-_pending: dict[int, list[Any]] = {}
-_pending_get = _pending.get
-_pending_pop = _pending.pop
+# A timed cursor's ``_perfpilot_state``: the row-returning statement whose
+# fetches are still timed, or None. It is the event from
+# Recorder.open_query, ``[sql, start, seconds, rows, failed, db]``, already in
+# its request; or, outside a request (or past its event bound), the same plus
+# ``recorder, request context``, recorded when done.
+_STATE = "_perfpilot_state"
+# The states of re-classed cursors (see _retimed), which have no slot for it,
+# by ``id(cursor)``; ``__del__`` removes a cursor's entry.
+_side_states: dict[int, list[Any]] = {}
+
+
+def _side_state_get(cursor: Any) -> list[Any] | None:
+    return _side_states.get(id(cursor))
+
+
+def _side_state_set(cursor: Any, state: list[Any] | None) -> None:
+    if state is None:
+        _side_states.pop(id(cursor), None)
+    else:
+        _side_states[id(cursor)] = state
+
+
+_SIDE_STATE = property(_side_state_get, _side_state_set)
 _SECONDS = 2
 _ROWS = 3
 _FAILED = 4
@@ -86,7 +105,7 @@ _ARRAYSIZE: Any = object()
 
 
 def _finish(state: list[Any]) -> None:
-    """Record a statement that was not already its request's (see _pending)."""
+    """Record a statement that was not already its request's (see _STATE)."""
     sql, start, seconds, rows, failed, db, recorder, ctx = state
     try:
         if _current_request() is ctx:
@@ -112,9 +131,14 @@ def _gc_phase(phase: str, info: dict[str, int]) -> None:
 
 def _done(cursor: Any) -> None:
     """The statement ``cursor`` has pending, if any, is done: stop timing it."""
-    state = _pending_pop(id(cursor), None)
-    if state is not None and len(state) > _IN_REQUEST:
-        _finish(state)
+    try:
+        state = cursor._perfpilot_state
+    except AttributeError:  # the cursor never ran a statement
+        return
+    if state is not None:
+        cursor._perfpilot_state = None
+        if len(state) > _IN_REQUEST:
+            _finish(state)
 
 
 def _finish_collected() -> None:
@@ -132,10 +156,15 @@ def _fetch_failed(cursor: Any, state: list[Any], start: float) -> None:
     _done(cursor)
 
 
-def _timed_cursor_class(base: type) -> type:
+def _timed_cursor_class(base: type, *, same_layout: bool = False) -> type:
     """``base`` (``sqlite3.Cursor`` or a subclass) with its execute, fetch,
-    ``close`` and ``__del__`` methods timed; ``execute`` and ``fetchall`` by
-    hand, without ``*args``: they are the hot path."""
+    ``close`` and ``__del__`` methods timed; ``execute`` and the fetches by
+    hand, without ``*args``: they are the hot path.
+
+    The class keeps each cursor's pending statement in a slot; with
+    ``same_layout`` (for :func:`_retimed`) in a side table instead, so that its
+    instances have ``base``'s memory layout.
+    """
     b_execute = base.execute  # type: ignore[attr-defined]
     b_fetchone = base.fetchone  # type: ignore[attr-defined]
     b_fetchmany = base.fetchmany  # type: ignore[attr-defined]
@@ -145,13 +174,16 @@ def _timed_cursor_class(base: type) -> type:
     b_del = getattr(base, "__del__", None)
 
     def execute(self: Any, sql: Any, parameters: Any = (), /) -> Any:
-        key = id(self)
-        if _pending:  # _done(), inlined
-            state = _pending_pop(key, None)
-            if state is not None and len(state) > _IN_REQUEST:
+        try:  # _done(), inlined
+            state = self._perfpilot_state
+        except AttributeError:  # the cursor's first statement
+            state = None
+        if state is not None:
+            self._perfpilot_state = None
+            if len(state) > _IN_REQUEST:
                 _finish(state)
         recorder = active.recorder
-        if recorder is None or is_suppressed():
+        if recorder is None or (suppression.blocks and is_suppressed()):
             return b_execute(self, sql, parameters)
         if _collected:
             _finish_collected()
@@ -171,12 +203,10 @@ def _timed_cursor_class(base: type) -> type:
                 if ctx is not None and 0 < len(queries := ctx.queries) < MAX_EVENTS_PER_REQUEST:
                     # Recorder.open_query, inlined for a request's own statement
                     ctx.db_count += 1
-                    queries.append(
-                        state := [sql, start - ctx.started, end - start, 0, False, SQLITE]
-                    )
+                    queries.append(state := [sql, start, end - start, 0, False, SQLITE])
                 else:
                     state = recorder.open_query(sql, start, end - start, SQLITE)
-                _pending[key] = state
+                self._perfpilot_state = state
             if sql not in recorder.call_sites:  # a method call only the first time
                 recorder.call_site(sql)
         except Exception as exc:
@@ -185,10 +215,9 @@ def _timed_cursor_class(base: type) -> type:
 
     def timed(method: Callable[..., Any], rows_known: bool) -> Callable[..., Any]:
         def run(self: Any, sql: Any, *args: Any) -> Any:
-            if _pending:
-                _done(self)
+            _done(self)
             recorder = active.recorder
-            if recorder is None or is_suppressed():
+            if recorder is None or (suppression.blocks and is_suppressed()):
                 return method(self, sql, *args)
             start = perf()
             try:
@@ -203,9 +232,13 @@ def _timed_cursor_class(base: type) -> type:
         return functools.wraps(method)(run)
 
     def fetchall(self: Any) -> Any:
-        state = _pending_pop(id(self), None) if _pending else None
+        try:
+            state = self._perfpilot_state
+        except AttributeError:
+            state = None
         if state is None:
             return b_fetchall(self)
+        self._perfpilot_state = None
         start = perf()
         try:
             rows = b_fetchall(self)
@@ -223,7 +256,10 @@ def _timed_cursor_class(base: type) -> type:
         return rows
 
     def fetchone(self: Any) -> Any:
-        state = _pending_get(id(self)) if _pending else None
+        try:
+            state = self._perfpilot_state
+        except AttributeError:
+            state = None
         if state is None:
             return b_fetchone(self)
         start = perf()
@@ -240,7 +276,10 @@ def _timed_cursor_class(base: type) -> type:
         return row
 
     def fetchmany(self: Any, size: Any = _ARRAYSIZE) -> Any:
-        state = _pending_get(id(self)) if _pending else None
+        try:
+            state = self._perfpilot_state
+        except AttributeError:
+            state = None
         if state is None:
             return b_fetchmany(self) if size is _ARRAYSIZE else b_fetchmany(self, size)
         if size is _ARRAYSIZE:
@@ -263,7 +302,10 @@ def _timed_cursor_class(base: type) -> type:
         return rows
 
     def __next__(self: Any) -> Any:
-        state = _pending_get(id(self)) if _pending else None
+        try:
+            state = self._perfpilot_state
+        except AttributeError:
+            state = None
         if state is None:
             return b_next(self)
         start = perf()
@@ -281,14 +323,15 @@ def _timed_cursor_class(base: type) -> type:
         return row
 
     def close(self: Any) -> Any:
-        if _pending:
-            _done(self)
+        _done(self)
         return b_close(self)
 
     def __del__(self: Any) -> None:
         try:
-            state = _pending_pop(id(self), None) if _pending else None
-        except Exception:  # at exit, module globals may be gone
+            state = self._perfpilot_state
+            if state is not None:
+                self._perfpilot_state = None  # a side table's entry goes
+        except Exception:  # never ran a statement; or at exit, globals may be gone
             state = None
         if state is not None and len(state) > _IN_REQUEST:
             # Recording outside a request takes the recorder's lock, and the
@@ -303,8 +346,8 @@ def _timed_cursor_class(base: type) -> type:
         if b_del is not None:
             b_del(self)
 
-    namespace = {
-        "__slots__": (),
+    namespace: dict[str, Any] = {
+        "__slots__": () if same_layout else (_STATE,),
         "__module__": __name__,
         "__doc__": base.__doc__,
         "__perfpilot__": True,
@@ -318,6 +361,8 @@ def _timed_cursor_class(base: type) -> type:
         "close": functools.wraps(b_close)(close),
         "__del__": __del__,
     }
+    if same_layout:
+        namespace[_STATE] = _SIDE_STATE
     return type(base.__name__, (base,), namespace)
 
 
@@ -335,24 +380,28 @@ def _timed_connection_class(base: type, cursor_class: type) -> type:
     b_cursor = base.cursor  # type: ignore[attr-defined]
     own_cursor = b_cursor is not plain.cursor
 
+    def new_cursor(self: Any) -> Any:
+        if own_cursor:
+            return _retimed(b_cursor(self))
+        cur = b_cursor(self, cursor_class)
+        # Set, so that reading it never raises: an exception costs more than
+        # the rest of a statement's timing.
+        cur._perfpilot_state = None
+        return cur
+
     def cursor(self: Any, factory: Any = None) -> Any:
         if factory is None:
-            if own_cursor:
-                return _retimed(b_cursor(self))
-            return b_cursor(self, cursor_class)
+            return new_cursor(self)
         return b_cursor(self, _timed_cursor_for(factory))
 
     def execute(self: Any, sql: Any, parameters: Any = (), /) -> Any:
-        cur = _retimed(b_cursor(self)) if own_cursor else b_cursor(self, cursor_class)
-        return cur.execute(sql, parameters)
+        return new_cursor(self).execute(sql, parameters)
 
     def executemany(self: Any, sql: Any, seq_of_parameters: Any, /) -> Any:
-        cur = _retimed(b_cursor(self)) if own_cursor else b_cursor(self, cursor_class)
-        return cur.executemany(sql, seq_of_parameters)
+        return new_cursor(self).executemany(sql, seq_of_parameters)
 
     def executescript(self: Any, sql_script: Any, /) -> Any:
-        cur = _retimed(b_cursor(self)) if own_cursor else b_cursor(self, cursor_class)
-        return cur.executescript(sql_script)
+        return new_cursor(self).executescript(sql_script)
 
     namespace: dict[str, Any] = {
         "__module__": __name__,
@@ -370,22 +419,25 @@ def _timed_connection_class(base: type, cursor_class: type) -> type:
     return type(base.__name__, (base,), namespace)
 
 
-_cursor_classes: dict[type, type] = {}
+_cursor_classes: dict[type, type] = {}  # timed classes, slot for the state
+_same_layout_classes: dict[type, type] = {}  # for _retimed, side table for it
 _connection_classes: dict[type, type] = {}
 
 
-def _timed_cursor_for(factory: Any) -> Any:
-    """The timed version of a cursor factory (itself when it cannot be timed)."""
+def _timed_cursor_for(factory: Any, *, same_layout: bool = False) -> Any:
+    """The timed version of a cursor factory (itself when it cannot be timed);
+    with ``same_layout``, one whose instances have the factory's memory layout."""
     import sqlite3
 
     if getattr(factory, "__perfpilot__", False):
         return factory
-    timed = _cursor_classes.get(factory) if isinstance(factory, type) else None
+    classes = _same_layout_classes if same_layout else _cursor_classes
+    timed = classes.get(factory) if isinstance(factory, type) else None
     if timed is not None:
         return timed
     if isinstance(factory, type) and issubclass(factory, sqlite3.Cursor):
         try:
-            timed = _cursor_classes[factory] = _timed_cursor_class(factory)
+            timed = classes[factory] = _timed_cursor_class(factory, same_layout=same_layout)
             return timed
         except Exception as exc:
             warn_once("sqlite3-cursor", "perfpilot: cannot time cursors of %r: %r", factory, exc)
@@ -435,7 +487,7 @@ def _retimed(cur: Any) -> Any:
     if getattr(cls, "__perfpilot__", False):
         return cur
     try:
-        timed = _timed_cursor_for(cls)
+        timed = _timed_cursor_for(cls, same_layout=True)
         if timed is not cls:
             cur.__class__ = timed
     except Exception as exc:
