@@ -478,6 +478,30 @@ def test_wsgi_request_finishes_only_when_the_iterable_is_closed(recorder: Record
     assert recorder.collect().requests == {}
 
 
+@pytest.mark.parametrize("body", [[b"ab", b"", b"cde"], (b"ab", b"", b"cde")])
+def test_wsgi_a_list_or_tuple_body_is_served_as_a_list_closed_once(
+    recorder: Recorder, body: Any
+) -> None:
+    result = wsgi(wsgi_app(body=body), recorder)(environ(), WSGIServer().start_response)
+    assert isinstance(result, list)  # the server iterates (and may size) it natively
+    assert list(result) == [b"ab", b"", b"cde"]
+    assert recorder.collect().requests == {}  # not closed yet: not finished
+    result.close()  # type: ignore[attr-defined]
+    result.close()  # type: ignore[attr-defined]  # a second close records nothing more
+    (agg,) = recorder.collect().requests.values()
+    assert (agg.count, agg.bytes_out) == (1, 5)
+
+
+def test_wsgi_a_list_body_of_other_things_goes_to_the_server_as_it_is(
+    recorder: Recorder,
+) -> None:
+    result = wsgi(wsgi_app(body=[b"ok", 3]), recorder)(environ(), WSGIServer().start_response)
+    assert list(result) == [b"ok", 3]  # the server's to refuse
+    result.close()  # type: ignore[attr-defined]
+    (agg,) = recorder.collect().requests.values()
+    assert agg.count == 1
+
+
 def test_wsgi_close_of_the_app_iterable_is_called(recorder: Recorder) -> None:
     class Body:
         closed = False

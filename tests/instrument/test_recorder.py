@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from perfpilot.instrument import context
+from perfpilot.instrument.aggregates import DURATIONS_BUFFER
 from perfpilot.instrument.context import MAX_EVENTS_PER_REQUEST, RequestContext, current_request
 from perfpilot.instrument.recorder import (
     NO_ROUTE,
@@ -301,6 +302,19 @@ def test_many_distinct_statements_are_sampled_like_other_requests() -> None:
     draws = random.Random(seed)
     assert len(traces) == sum(draws.random() < rate for _ in range(n))
     assert all(t["reasons"] == ("sample",) for t in traces)
+
+
+def test_request_durations_are_absorbed_into_the_histogram_in_batches(
+    recorder: Recorder,
+) -> None:
+    n = DURATIONS_BUFFER * 2 + 7
+    for i in range(n):
+        request(recorder, "/x", duration=0.001 * (1 + i % 10))
+    (agg,) = recorder.collect().requests.values()
+    assert len(agg.durations) == 7  # two full buffers absorbed on the way
+    assert agg.count == agg.latency.count == n
+    assert agg.durations == []  # reading latency absorbs the rest
+    assert agg.latency.max_s == pytest.approx(0.010, rel=0.01)
 
 
 def test_random_sample_is_seeded() -> None:

@@ -14,11 +14,21 @@ import numpy as np
 
 from perfpilot.stats.histogram import Histogram
 
+# request durations kept as floats before they are absorbed into a histogram
+DURATIONS_BUFFER = 1024
+
 
 class RequestAgg:
-    """Sums of one (route, method, status class) key."""
+    """Sums of one (route, method, status class) key.
+
+    Durations are appended to a list (cheaper than a call per request) and
+    absorbed into the histogram ``latency`` in numpy batches: when the list
+    reaches ``DURATIONS_BUFFER`` (the recorder calls :meth:`absorb`) and when
+    ``latency`` is read.
+    """
 
     __slots__ = (
+        "_latency",
         "bytes_out",
         "cache_hits",
         "cache_misses",
@@ -27,8 +37,8 @@ class RequestAgg:
         "count",
         "db_count",
         "db_time",
+        "durations",
         "errors",
-        "latency",
         "out_count",
         "out_time",
         "uncompressed",
@@ -37,7 +47,8 @@ class RequestAgg:
     def __init__(self) -> None:
         self.count = 0
         self.errors = 0
-        self.latency = Histogram()
+        self.durations: list[float] = []
+        self._latency = Histogram()
         self.db_time = 0.0
         self.db_count = 0
         self.out_time = 0.0
@@ -48,6 +59,18 @@ class RequestAgg:
         self.cache_time = 0.0
         self.bytes_out = 0
         self.uncompressed = 0
+
+    def absorb(self) -> None:
+        """Move the buffered durations into the histogram."""
+        if self.durations:
+            self._latency.record_many(np.array(self.durations, dtype=np.float64))
+            self.durations.clear()
+
+    @property
+    def latency(self) -> Histogram:
+        """The durations as a histogram (the buffered ones absorbed first)."""
+        self.absorb()
+        return self._latency
 
 
 class QueryAgg:

@@ -41,7 +41,8 @@ class RequestContext:
         error: The request raised.
         db_time: Seconds in database calls not kept in ``queries`` (past the
             event bound); see :func:`db_seconds` for the request's total.
-        db_count: Database calls so far.
+        db_count: Database calls so far: ``len(queries)`` until the event
+            bound, then those past it too (the sqlite3 hook relies on it).
         out_time: Seconds in outbound HTTP calls so far.
         out_count: Outbound calls so far.
         cost: US dollars spent on outbound calls so far.

@@ -3,8 +3,11 @@
 The request is timed until the server closes the response iterable, so
 streamed bodies count. The body size is the sum of the chunk lengths as the
 server iterates (the body is never buffered), or ``Content-Length`` when the
-server sent the body without iterating (``wsgi.file_wrapper``). Nothing
-perfpilot does can raise into the application.
+server sent the body without iterating (``wsgi.file_wrapper``). A list or
+tuple body is handed to the server as a list (a subclass with ``close()``),
+so the server iterates it natively and may size it as it does a list; its
+size is the sum of its chunk lengths. Nothing perfpilot does can raise into
+the application.
 
 While the server iterates a body other than a list or tuple (a generator view
 in Flask, Django's ``StreamingHttpResponse``, werkzeug's ``ClosingIterator``),
@@ -37,6 +40,9 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 RouteResolver = Callable[[Environ], "str | None"]
 # bodies whose iteration runs no application code
 _PLAIN_BODIES = (list, tuple)
+# status lines seen, to their code (a dict lookup costs less than parsing)
+_status_codes: dict[str, int] = {}
+_MAX_STATUS_LINES = 256
 _END: Any = object()  # next()'s default: the end of a body, without raising StopIteration
 
 
@@ -72,7 +78,12 @@ class PerfpilotWSGIMiddleware:
 
         def start_wrapper(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             try:
-                ctx.status = int(status[:3])
+                code = _status_codes.get(status)
+                if code is None:
+                    code = int(status[:3])
+                    if len(_status_codes) < _MAX_STATUS_LINES:
+                        _status_codes[status] = code
+                ctx.status = code
                 ctx.headers = headers
                 if server_timing:
                     elapsed_ms = (perf() - ctx.started) * 1000
@@ -92,8 +103,20 @@ class PerfpilotWSGIMiddleware:
             _reset(token)
             raise
         if type(result) in _PLAIN_BODIES:
-            _reset(token)
-            return _ClosingIterable(result, self, ctx, environ)
+            try:  # noqa: SIM105 (_reset(), inlined)
+                current_request.reset(token)
+            except (ValueError, RuntimeError):
+                pass
+            try:
+                sent = sum(map(len, result))
+            except Exception:  # not chunks of bytes: the server's to refuse
+                return _ClosingIterable(result, self, ctx, environ)
+            ctx.bytes_out = sent
+            body = _ClosingList(result)
+            body._ctx = ctx
+            body._environ = environ
+            body._middleware = self
+            return body
         # copied while the request is current: the body's steps run in the copy
         run = contextvars.copy_context().run
         _reset(token)
@@ -144,6 +167,23 @@ def _reset(token: Any) -> None:
         pass
 
 
+class _ClosingList(list):  # type: ignore[type-arg]
+    """A list or tuple body, as a list that finishes the request when the
+    server closes it (iterated natively: no generator, no Python call per chunk)."""
+
+    __slots__ = ("_ctx", "_environ", "_middleware")
+
+    _ctx: RequestContext | None
+    _environ: Environ
+    _middleware: PerfpilotWSGIMiddleware
+
+    def close(self) -> None:
+        ctx = self._ctx
+        if ctx is not None:
+            self._ctx = None
+            self._middleware._finish(ctx, self._environ)
+
+
 class _ClosingIterable:
     """Passes the body through and finishes the request when the server closes it."""
 
@@ -166,7 +206,10 @@ class _ClosingIterable:
         sent = 0
         try:
             for chunk in self._iterable:
-                sent += len(chunk)
+                try:  # noqa: SIM105 (per chunk: suppress() costs a call)
+                    sent += len(chunk)
+                except TypeError:  # not bytes: the server's to refuse, not perfpilot's
+                    pass
                 yield chunk
         except BaseException:
             self._ctx.error = True
@@ -212,7 +255,10 @@ class _ContextIterable(_ClosingIterable):
         try:
             iterator = run(iter, self._iterable)
             while (chunk := run(next, iterator, _END)) is not _END:
-                sent += len(chunk)
+                try:  # noqa: SIM105 (per chunk: suppress() costs a call)
+                    sent += len(chunk)
+                except TypeError:  # not bytes: the server's to refuse, not perfpilot's
+                    pass
                 yield chunk
         except BaseException:
             self._ctx.error = True
