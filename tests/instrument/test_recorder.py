@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import sys
 import sysconfig
 import threading
@@ -295,12 +294,14 @@ def test_many_distinct_statements_are_not_a_trace_reason(recorder: Recorder) -> 
 
 def test_many_distinct_statements_are_sampled_like_other_requests() -> None:
     n, rate, seed = 400, 0.1, 3
-    recorder = Recorder("svc", sample_rate=rate, seed=seed, max_traces=n)
-    for _ in range(n):
-        distinct_queries(recorder, "/dashboard", 6)
-    traces = recorder.collect().traces
-    draws = random.Random(seed)
-    assert len(traces) == sum(draws.random() < rate for _ in range(n))
+    plain = Recorder("svc", sample_rate=rate, seed=seed, max_traces=n)
+    busy = Recorder("svc", sample_rate=rate, seed=seed, max_traces=n)
+    for i in range(n):
+        request(plain, f"/r{i}")
+        distinct_queries(busy, f"/r{i}", 6)
+    sampled = [t["route"] for t in plain.collect().traces]
+    traces = busy.collect().traces
+    assert [t["route"] for t in traces] == sampled  # the same draws pick the same requests
     assert all(t["reasons"] == ("sample",) for t in traces)
 
 
@@ -317,17 +318,30 @@ def test_request_durations_are_absorbed_into_the_histogram_in_batches(
     assert agg.latency.max_s == pytest.approx(0.010, rel=0.01)
 
 
-def test_random_sample_is_seeded() -> None:
-    n, rate, seed = 400, 0.1, 7
+def sampled_routes(rate: float, seed: int, n: int) -> list[str]:
     recorder = Recorder("svc", sample_rate=rate, seed=seed, max_traces=n)
-    for _ in range(n):
-        request(recorder, "/x")
+    for i in range(n):
+        request(recorder, f"/r{i}")
     traces = recorder.collect().traces
-    draws = random.Random(seed)
-    expected = sum(draws.random() < rate for _ in range(n))
-    assert len(traces) == expected
-    assert 0 < expected < n
     assert all(t["reasons"] == ("sample",) for t in traces)
+    return [t["route"] for t in traces]
+
+
+def test_random_sample_is_seeded() -> None:
+    assert sampled_routes(0.1, 7, 400) == sampled_routes(0.1, 7, 400)
+    assert sampled_routes(0.1, 7, 400) != sampled_routes(0.1, 8, 400)
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.1, 0.5])
+def test_random_sample_keeps_the_rate(rate: float) -> None:
+    n = 20_000
+    got = len(sampled_routes(rate, 11, n))
+    sd = (n * rate * (1 - rate)) ** 0.5
+    assert abs(got - n * rate) < 5 * sd  # a binomial count, as with one draw per request
+
+
+def test_sample_rate_one_samples_every_request() -> None:
+    assert len(sampled_routes(1.0, 1, 50)) == 50
 
 
 def test_no_sample_when_rate_is_zero(recorder: Recorder) -> None:

@@ -15,7 +15,9 @@ spotting identical calls across requests.
 
 from __future__ import annotations
 
+import math
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -84,6 +86,8 @@ class Recorder:
         self.max_identities = max_identities
         self._lock = threading.Lock()
         self._random = random.Random(seed).random
+        # requests left until the next random sample (see _sample_gap)
+        self._until_sample = self._sample_gap()
         self._interval = Interval(time.time())
         self._wall_offset = time.time() - time.perf_counter()
         self.call_sites: dict[str, str | None] = {}
@@ -144,12 +148,14 @@ class Recorder:
                 interval.drops["request_events"] = (
                     interval.drops.get("request_events", 0) + ctx.dropped
                 )
+            until_sample = self._until_sample - 1
+            self._until_sample = until_sample
             if (
                 duration >= self.slow_s
                 or error
                 or ctx.db_count >= self.repeat_threshold
-                or self._random() < self.sample_rate
-            ) and (reasons := self._trace_reasons(ctx, duration, error)):
+                or until_sample <= 0
+            ) and (reasons := self._trace_reasons(ctx, duration, error, until_sample <= 0)):
                 if len(interval.traces) < self.max_traces:
                     interval.traces.append(self._trace(ctx, route, duration, reasons))
                 else:
@@ -521,14 +527,31 @@ class Recorder:
                     counts = table[key] = [0, 0]
             counts[0 if hit else 1] += 1
 
-    def _trace_reasons(self, ctx: RequestContext, duration: float, error: bool) -> tuple[str, ...]:
+    def _sample_gap(self) -> int:
+        """Requests until the next random sample, counting the next one as 1.
+
+        Drawn from the geometric distribution with ``sample_rate``: the same
+        as one draw per request, at one draw per sample (a draw per request
+        costs about 400 instructions).
+        """
+        p = self.sample_rate
+        if p <= 0.0:
+            return sys.maxsize
+        if p >= 1.0:
+            return 1
+        return int(math.log1p(-self._random()) / math.log1p(-p)) + 1
+
+    def _trace_reasons(
+        self, ctx: RequestContext, duration: float, error: bool, sampled: bool
+    ) -> tuple[str, ...]:
         """Why the request is traced; empty when it is not.
 
         Called when the request is slow, failed, ran at least
-        ``repeat_threshold`` statements, or won the caller's random draw; a
-        request that ran that many statements, none repeated that often, is
-        sampled with a draw of its own, like any other.
+        ``repeat_threshold`` statements, or is the random sample (``sampled``,
+        which starts the count to the next one).
         """
+        if sampled:
+            self._until_sample = self._sample_gap()
         reasons: list[str] = []
         if duration >= self.slow_s:
             reasons.append("slow")
@@ -538,9 +561,7 @@ class Recorder:
             ctx.queries, self.repeat_threshold
         ):
             reasons.append("repeated_query")
-        if not reasons and (
-            ctx.db_count < self.repeat_threshold or self._random() < self.sample_rate
-        ):
+        if not reasons and sampled:
             reasons.append("sample")
         return tuple(reasons)
 
