@@ -16,6 +16,7 @@ spotting identical calls across requests.
 from __future__ import annotations
 
 import math
+import operator
 import random
 import sys
 import threading
@@ -597,9 +598,12 @@ def _cached_site(sites: dict[Any, str | None], key: Any) -> str | None:
     return site
 
 
+_sql_of = operator.itemgetter(0)
+
+
 def _has_repeat(queries: list[tuple[str, float, float, int, bool, str]], threshold: int) -> bool:
     """Whether one statement text occurs at least ``threshold`` times."""
-    if len(queries) - len({query[0] for query in queries}) < threshold - 1:
+    if len(queries) - len(set(map(_sql_of, queries))) < threshold - 1:
         return False  # too few duplicates in all for any text to reach it
     counts: dict[str, int] = {}
     for query in queries:
