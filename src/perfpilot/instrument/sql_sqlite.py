@@ -200,11 +200,14 @@ def _timed_cursor_class(base: type, *, same_layout: bool = False) -> type:
                 recorder.query(sql, start, end - start, rows if rows > 0 else 0, False, SQLITE)
             else:
                 ctx = _current_request()
-                # Recorder.open_query, inlined for a request's statements past
-                # its first (db_count is len(ctx.queries) under the bound)
+                # Recorder.open_query, inlined for a request's statements
+                # (db_count is len(ctx.queries) under the bound)
                 if ctx is not None and 0 < (n := ctx.db_count) < MAX_EVENTS_PER_REQUEST:
                     ctx.db_count = n + 1
                     ctx.queries.append(state := [sql, start, end - start, 0, False, SQLITE])
+                elif ctx is not None and n == 0:  # the request's first event
+                    ctx.db_count = 1
+                    ctx.queries = [state := [sql, start, end - start, 0, False, SQLITE]]
                 else:
                     state = recorder.open_query(sql, start, end - start, SQLITE)
                 self._perfpilot_state = state
