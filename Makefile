@@ -40,4 +40,5 @@ bench: venv
 	$(BIN)/python bench/profiler_overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+	rm -f src/perfpilot/instrument/*.so

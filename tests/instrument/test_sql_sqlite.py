@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from perfpilot.instrument import sql, sql_record
+from perfpilot.instrument import sql, sql_record, sql_sqlite
 from perfpilot.instrument.context import (
     RequestContext,
     active,
@@ -25,6 +25,63 @@ from tests.instrument.test_sql import line_of_next_statement, queries
 
 recorder = test_sql.recorder
 request_ctx = test_sql.request_ctx
+
+# the C methods when the extension is built, and the Python ones they mirror
+IMPLEMENTATIONS = ["python"] if sql_sqlite._speedups_module is None else ["c", "python"]
+
+
+@pytest.fixture(autouse=True, params=IMPLEMENTATIONS)
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with each implementation of execute and fetchone:
+    the timed classes are made anew for it."""
+    chosen = sql_sqlite._speedups_module if request.param == "c" else None
+    monkeypatch.setattr(sql_sqlite, "_speedups", chosen)
+    monkeypatch.setattr(sql_sqlite, "_cursor_classes", {})
+    monkeypatch.setattr(sql_sqlite, "_same_layout_classes", {})
+    monkeypatch.setattr(sql_sqlite, "_connection_classes", {})
+    monkeypatch.setattr("perfpilot.instrument.context._warned", set())  # warnings once per run
+    return str(request.param)
+
+
+def test_sqlite_timed_methods_are_the_chosen_implementation(implementation: str) -> None:
+    sql.install()
+    conn = sqlite3.connect(":memory:")
+    cls = type(conn.cursor())
+    kinds = {type(cls.__dict__[name]).__name__ for name in ("execute", "fetchone")}
+    assert kinds == ({"TimedMethod"} if implementation == "c" else {"function"})
+    conn.close()
+
+
+def test_sqlite_recording_errors_never_reach_the_app(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The recording steps after a statement ran (open_query, call sites) fail:
+    the app gets its rows all the same, and one warning is logged."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("perfpilot bug")
+
+    class BrokenSites(dict[str, Any]):
+        def __contains__(self, key: object) -> bool:
+            raise RuntimeError("perfpilot bug")
+
+    monkeypatch.setattr(recorder, "open_query", broken)
+    monkeypatch.setattr(recorder, "call_sites", BrokenSites())
+    conn = sqlite3.connect(":memory:")
+    with caplog.at_level(logging.WARNING, logger="perfpilot"):
+        cur = conn.cursor()
+        assert cur.execute("SELECT 1").fetchone() == (1,)  # outside a request: open_query
+        token = current_request.set(RequestContext("GET", perf()))
+        try:  # in a request: the event joins it, then the call-site check fails
+            assert cur.execute("SELECT 2").fetchall() == [(2,)]
+            assert cur.execute("SELECT 3").fetchone() == (3,)
+        finally:
+            current_request.reset(token)
+        assert cur.execute("CREATE TABLE t (a)").fetchall() == []
+    conn.close()
+    warnings = [r for r in caplog.records if "SQL statement was not recorded" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "perfpilot bug" in warnings[0].getMessage()
 
 
 def test_sqlite_cursor_execute(recorder: Recorder) -> None:

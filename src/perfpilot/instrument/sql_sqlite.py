@@ -38,6 +38,14 @@ over a side table keyed by ``id(cursor)``.
 Costs on the request path: a row-returning statement adds a list at
 ``execute``, and two clock reads to each fetch; every timed cursor has a Python
 ``__del__``, and each ``next()`` on it is a Python call.
+
+``execute`` and ``fetchone``, which nearly every statement passes through, are
+also written in C (``_speedups.c``, built when perfpilot is installed
+where a C compiler is): the timed classes use those when the extension is
+there and ``PERFPILOT_PURE_PYTHON`` is not set in the environment. The C
+methods do what the Python ones here do, with the same names looked up in this
+module; the Python methods stay the reference, and the C ones hand them any
+call they do not handle themselves (keyword arguments, for one).
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from __future__ import annotations
 import collections
 import functools
 import gc
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -61,6 +70,13 @@ from perfpilot.instrument.sql_record import SQLITE, is_suppressed, record, suppr
 __all__ = ["install"]
 
 _current_request = current_request.get
+
+try:
+    from perfpilot.instrument import _speedups as _speedups_module
+except ImportError:  # built without a C compiler: the Python methods do it all
+    _speedups_module = None  # type: ignore[assignment]
+# the C extension the timed classes made from now on use (None: Python only)
+_speedups: Any = None if os.environ.get("PERFPILOT_PURE_PYTHON") else _speedups_module
 
 # A timed cursor's ``_perfpilot_state``: the row-returning statement whose
 # fetches are still timed, or None. It is the event from
@@ -350,16 +366,21 @@ def _timed_cursor_class(base: type, *, same_layout: bool = False) -> type:
         if b_del is not None:
             b_del(self)
 
+    if _speedups is not None:  # the same two methods in C
+        fast_execute = _speedups.TimedMethod(_speedups.EXECUTE, b_execute, execute)
+        fast_fetchone = _speedups.TimedMethod(_speedups.FETCHONE, b_fetchone, fetchone)
+    else:
+        fast_execute, fast_fetchone = execute, fetchone
     namespace: dict[str, Any] = {
         "__slots__": () if same_layout else (_STATE,),
         "__module__": __name__,
         "__doc__": base.__doc__,
         "__perfpilot__": True,
-        "execute": functools.wraps(b_execute)(execute),
+        "execute": functools.wraps(b_execute)(fast_execute),
         "executemany": timed(base.executemany, True),  # type: ignore[attr-defined]
         "executescript": timed(base.executescript, False),  # type: ignore[attr-defined]
         "fetchall": functools.wraps(b_fetchall)(fetchall),
-        "fetchone": functools.wraps(b_fetchone)(fetchone),
+        "fetchone": functools.wraps(b_fetchone)(fast_fetchone),
         "fetchmany": functools.wraps(b_fetchmany)(fetchmany),
         "__next__": functools.wraps(b_next)(__next__),
         "close": functools.wraps(b_close)(close),
@@ -367,7 +388,12 @@ def _timed_cursor_class(base: type, *, same_layout: bool = False) -> type:
     }
     if same_layout:
         namespace[_STATE] = _SIDE_STATE
-    return type(base.__name__, (base,), namespace)
+    cls = type(base.__name__, (base,), namespace)
+    if _speedups is not None and not same_layout:
+        # the C methods read and write the pending statement in the slot itself
+        fast_execute.use_slot(cls)
+        fast_fetchone.use_slot(cls)
+    return cls
 
 
 def _timed_connection_class(base: type, cursor_class: type) -> type:
@@ -551,3 +577,7 @@ def _forget_gc_phase() -> None:
     if _gc_phase in gc.callbacks:
         gc.callbacks.remove(_gc_phase)
     _collector.running = False
+
+
+if _speedups_module is not None:
+    _speedups_module.configure(globals())
