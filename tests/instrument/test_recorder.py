@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from perfpilot.instrument import context
+from perfpilot.instrument import context, speedups
+from perfpilot.instrument import recorder as recorder_module
 from perfpilot.instrument.aggregates import DURATIONS_BUFFER
 from perfpilot.instrument.context import MAX_EVENTS_PER_REQUEST, RequestContext, current_request
 from perfpilot.instrument.recorder import (
@@ -19,6 +20,18 @@ from perfpilot.instrument.recorder import (
     Recorder,
     find_call_site,
 )
+
+# Recorder._add_queries, and its C version when the extension is built
+IMPLEMENTATIONS = ["python"] if speedups.module is None else ["c", "python"]
+
+
+@pytest.fixture(autouse=True, params=IMPLEMENTATIONS)
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with each implementation of the per-request
+    statement aggregation."""
+    chosen = speedups.module.add_queries if request.param == "c" else Recorder._add_queries
+    monkeypatch.setattr(recorder_module, "_add_queries", chosen)
+    return str(request.param)
 
 
 def request(

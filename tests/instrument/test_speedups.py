@@ -14,8 +14,11 @@ import sys
 import sysconfig
 import tracemalloc
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perfpilot.instrument import sql, sql_sqlite
 from perfpilot.instrument.context import RequestContext, active, current_request, perf
@@ -178,3 +181,68 @@ def test_pure_python_environment_variable_turns_the_c_methods_off() -> None:
         check=True,
     )
     assert out.stdout.strip() == "function"
+
+
+# -- add_queries: the C aggregation matches Recorder._add_queries ----------------------
+
+_event = st.tuples(
+    st.sampled_from(["SELECT 1", "SELECT 2", "UPDATE t SET a = 1", "DELETE FROM t"]),
+    st.floats(0, 10, allow_nan=False),
+    st.floats(0, 1, allow_nan=False, allow_subnormal=False),
+    st.integers(-2, 5),
+    st.booleans(),
+    st.sampled_from(["sqlite", "postgresql"]),
+)
+
+
+def _aggregates(rec: Recorder) -> tuple[object, ...]:
+    interval = rec._interval
+    tables = {
+        key: {sql: (agg.durations, agg.rows, agg.errors) for sql, agg in table.items()}
+        for key, table in interval.statements.items()
+    }
+    return tables, interval.statement_keys, interval.drops
+
+
+@needs_speedups
+@settings(max_examples=300, deadline=None)
+@given(
+    requests=st.lists(
+        st.tuples(
+            st.sampled_from(["/a", "/b/{id}"]),
+            st.lists(_event, max_size=12),
+            st.booleans(),
+        ),
+        max_size=6,
+    ),
+    max_keys=st.integers(1, 6),
+)
+def test_add_queries_in_c_matches_python(
+    requests: list[tuple[str, list[tuple[str, float, float, int, bool, str]], bool]],
+    max_keys: int,
+) -> None:
+    assert speedups is not None
+    python, c = Recorder("t", max_keys=max_keys), Recorder("t", max_keys=max_keys)
+    for route, events, as_lists in requests:
+        batch: list[Any] = [list(e) for e in events] if as_lists else list(events)
+        total_python = python._add_queries(python._interval, batch, route)
+        total_c = speedups.add_queries(c, c._interval, batch, route)
+        assert total_c == total_python  # the same additions in the same order
+    assert _aggregates(c) == _aggregates(python)
+
+
+@needs_speedups
+def test_add_queries_in_c_refuses_malformed_events() -> None:
+    assert speedups is not None
+    rec = Recorder("t")
+    with pytest.raises(ValueError, match="6 items"):
+        speedups.add_queries(rec, rec._interval, [("SELECT 1", 0.0, 0.1)], "/a")
+    with pytest.raises(TypeError):
+        speedups.add_queries(rec, rec._interval, [("SELECT 1", 0.0, "x", 0, False, "db")], "/a")
+    with pytest.raises(TypeError):
+        speedups.add_queries(rec, rec._interval, 7, "/a")
+    with pytest.raises(TypeError):
+        speedups.add_queries(rec, rec._interval, [])  # type: ignore[call-arg]
+    speedups.add_queries(rec, rec._interval, [("SELECT 1", 0.0, 0.5, 2, True, "db")], "/a")
+    agg = rec._interval.statements[("/a", "db")]["SELECT 1"]
+    assert (agg.durations, agg.rows, agg.errors) == ([0.5], 2, 1)

@@ -34,7 +34,8 @@
 
 static PyObject *s_state, *s_recorder, *s_blocks, *s_description, *s_rowcount,
     *s_query, *s_db_count, *s_queries, *s_open_query, *s_call_sites,
-    *s_call_site, *s_append, *s_key, *s_message;
+    *s_call_site, *s_append, *s_key, *s_message, *s_statements, *s_durations,
+    *s_rows, *s_errors, *s_new_statement;
 
 /* sql_sqlite's objects, set by configure(); NULL until then */
 static PyObject *g_active, *g_suppression, *g_is_suppressed, *g_collected,
@@ -745,7 +746,153 @@ configure(PyObject *module, PyObject *namespace)
     Py_RETURN_NONE;
 }
 
+/* agg.<name> += value */
+static int
+add_to_attr(PyObject *agg, PyObject *name, PyObject *value)
+{
+    PyObject *old = PyObject_GetAttr(agg, name), *sum;
+    int rc;
+    if (old == NULL) {
+        return -1;
+    }
+    sum = PyNumber_InPlaceAdd(old, value);
+    Py_DECREF(old);
+    if (sum == NULL) {
+        return -1;
+    }
+    rc = PyObject_SetAttr(agg, name, sum);
+    Py_DECREF(sum);
+    return rc;
+}
+
+/* add_queries(recorder, interval, queries, route) -> float
+ *
+ * Recorder._add_queries in C (see recorder.py, which keeps the reference):
+ * each event ``(sql, start, seconds, rows, failed, db)`` of ``queries`` goes
+ * to the interval's aggregate of (route, db) and sql; returns the seconds. */
+static PyObject *
+add_queries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *recorder, *interval, *route, *tables, *seq;
+    PyObject *table = NULL, *table_db = NULL;
+    Py_ssize_t i;
+    double total = 0.0;
+
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "add_queries() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    recorder = args[0];
+    interval = args[1];
+    route = args[3];
+    tables = PyObject_GetAttr(interval, s_statements);
+    if (tables == NULL) {
+        return NULL;
+    }
+    if (!PyDict_Check(tables)) {
+        PyErr_SetString(PyExc_TypeError, "add_queries(): interval.statements is not a dict");
+        Py_DECREF(tables);
+        return NULL;
+    }
+    seq = PySequence_Fast(args[2], "add_queries(): queries must be iterable");
+    if (seq == NULL) {
+        Py_DECREF(tables);
+        return NULL;
+    }
+    /* the size read each time: callbacks run Python code */
+    for (i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *event = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *item[EV_LEN], *agg = NULL, *durations;
+        double seconds;
+        int k, positive, truth, rc = -1;
+
+        if (!(PyList_Check(event) || PyTuple_Check(event)) || Py_SIZE(event) != EV_LEN) {
+            PyErr_SetString(PyExc_ValueError, "add_queries(): an event is not 6 items");
+            goto error;
+        }
+        /* own references: a fetch in another thread may replace an open
+           event's items while a callback runs */
+        for (k = 0; k < EV_LEN; k++) {
+            item[k] = PySequence_Fast_ITEMS(event)[k];
+            Py_INCREF(item[k]);
+        }
+        seconds = PyFloat_AsDouble(item[EV_SECONDS]);
+        if (seconds == -1.0 && PyErr_Occurred()) {
+            goto next;
+        }
+        total += seconds;
+        if (item[5] != table_db) { /* a request's statements are mostly of one db */
+            PyObject *key = PyTuple_Pack(2, route, item[5]), *fresh, *found = NULL;
+            if (key != NULL && (fresh = PyDict_New()) != NULL) {
+                found = PyDict_SetDefault(tables, key, fresh);
+                Py_DECREF(fresh);
+            }
+            Py_XDECREF(key);
+            if (found == NULL) {
+                goto next;
+            }
+            Py_INCREF(found);
+            Py_XSETREF(table, found);
+            Py_INCREF(item[5]);
+            Py_XSETREF(table_db, item[5]); /* compared by identity, as in Python */
+        }
+        agg = PyDict_GetItemWithError(table, item[0]);
+        if (agg != NULL) {
+            Py_INCREF(agg);
+        }
+        else if (!PyErr_Occurred()) {
+            PyObject *cargs[] = {recorder, interval, table, item[0]};
+            agg = PyObject_VectorcallMethod(s_new_statement, cargs, 4, NULL);
+        }
+        if (agg == NULL) {
+            goto next;
+        }
+        durations = PyObject_GetAttr(agg, s_durations);
+        if (durations != NULL) {
+            if (PyList_CheckExact(durations)) {
+                rc = PyList_Append(durations, item[EV_SECONDS]);
+            }
+            else {
+                PyObject *r = PyObject_CallMethodOneArg(durations, s_append, item[EV_SECONDS]);
+                rc = r == NULL ? -1 : 0;
+                Py_XDECREF(r);
+            }
+            Py_DECREF(durations);
+        }
+        if (rc == 0) {
+            positive = PyObject_RichCompareBool(item[EV_ROWS], g_zero, Py_GT);
+            rc = positive < 0 ? -1 : positive ? add_to_attr(agg, s_rows, item[EV_ROWS]) : 0;
+        }
+        if (rc == 0) {
+            truth = PyObject_IsTrue(item[4]);
+            rc = truth < 0 ? -1 : truth ? add_to_attr(agg, s_errors, g_one) : 0;
+        }
+    next:
+        Py_XDECREF(agg);
+        for (k = 0; k < EV_LEN; k++) {
+            Py_DECREF(item[k]);
+        }
+        if (rc < 0) {
+            goto error;
+        }
+    }
+    Py_XDECREF(table);
+    Py_XDECREF(table_db);
+    Py_DECREF(seq);
+    Py_DECREF(tables);
+    return PyFloat_FromDouble(total);
+
+error:
+    Py_XDECREF(table);
+    Py_XDECREF(table_db);
+    Py_DECREF(seq);
+    Py_DECREF(tables);
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
+    {"add_queries", (PyCFunction)(void (*)(void))add_queries, METH_FASTCALL,
+     "add_queries(recorder, interval, queries, route) -> float: Recorder._add_queries in C."},
     {"configure", configure, METH_O,
      "Take sql_sqlite's namespace, where the methods look up its names."},
     {NULL, NULL, 0, NULL},
@@ -783,6 +930,11 @@ PyInit__speedups(void)
     INTERN(s_call_site, "call_site");
     INTERN(s_append, "append");
     INTERN(s_key, "sql-record");
+    INTERN(s_statements, "statements");
+    INTERN(s_durations, "durations");
+    INTERN(s_rows, "rows");
+    INTERN(s_errors, "errors");
+    INTERN(s_new_statement, "_new_statement");
     INTERN(s_message, "perfpilot: an SQL statement was not recorded: %r");
     if ((g_empty_tuple = PyTuple_New(0)) == NULL || (g_zero = PyLong_FromLong(0)) == NULL ||
         (g_one = PyLong_FromLong(1)) == NULL) {

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from perfpilot.app_records import UNCOMPRESSED_MIN_BYTES
+from perfpilot.instrument import speedups
 from perfpilot.instrument.aggregates import (
     DURATIONS_BUFFER,
     Interval,
@@ -124,7 +125,7 @@ class Recorder:
                 if ctx.compressible and ctx.bytes_out >= UNCOMPRESSED_MIN_BYTES:
                     agg.uncompressed += 1
             if ctx.db_count:
-                agg.db_time += ctx.db_time + self._add_queries(interval, ctx.queries, route)
+                agg.db_time += ctx.db_time + _add_queries(self, interval, ctx.queries, route)
                 agg.db_count += ctx.db_count
             if ctx.out_count:
                 agg.out_time += ctx.out_time
@@ -582,6 +583,14 @@ class Recorder:
             "cache_events": list(ctx.cache_events),
             "dropped": ctx.dropped,
         }
+
+
+# A request's statements into the interval, at finish(): Recorder._add_queries,
+# or the same in C (``_speedups.add_queries``, about 600 instructions less per
+# statement), called as ``_add_queries(recorder, interval, queries, route)``.
+_add_queries: Any = (
+    Recorder._add_queries if speedups.active is None else speedups.active.add_queries
+)
 
 
 def _cached_site(sites: dict[Any, str | None], key: Any) -> str | None:

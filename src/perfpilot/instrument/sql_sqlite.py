@@ -42,7 +42,7 @@ Costs on the request path: a row-returning statement adds a list at
 ``execute`` and ``fetchone``, which nearly every statement passes through, are
 also written in C (``_speedups.c``, built when perfpilot is installed
 where a C compiler is): the timed classes use those when the extension is
-there and ``PERFPILOT_PURE_PYTHON`` is not set in the environment. The C
+there and ``PERFPILOT_PURE_PYTHON`` is not set (see :mod:`.speedups`). The C
 methods do what the Python ones here do, with the same names looked up in this
 module; the Python methods stay the reference, and the C ones hand them any
 call they do not handle themselves (keyword arguments, for one).
@@ -53,11 +53,11 @@ from __future__ import annotations
 import collections
 import functools
 import gc
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from perfpilot.instrument import speedups
 from perfpilot.instrument.context import (
     MAX_EVENTS_PER_REQUEST,
     active,
@@ -71,12 +71,9 @@ __all__ = ["install"]
 
 _current_request = current_request.get
 
-try:
-    from perfpilot.instrument import _speedups as _speedups_module
-except ImportError:  # built without a C compiler: the Python methods do it all
-    _speedups_module = None  # type: ignore[assignment]
+_speedups_module = speedups.module
 # the C extension the timed classes made from now on use (None: Python only)
-_speedups: Any = None if os.environ.get("PERFPILOT_PURE_PYTHON") else _speedups_module
+_speedups: Any = speedups.active
 
 # A timed cursor's ``_perfpilot_state``: the row-returning statement whose
 # fetches are still timed, or None. It is the event from
