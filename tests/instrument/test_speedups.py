@@ -13,7 +13,9 @@ import subprocess
 import sys
 import sysconfig
 import tracemalloc
+import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +35,21 @@ def test_extension_is_built_where_a_c_compiler_is() -> None:
     if shutil.which(compiler) is None:
         pytest.skip(f"no C compiler ({compiler}): perfpilot runs its Python methods")
     assert speedups is not None, "the install has a C compiler but did not build _speedups"
+
+
+def test_extension_is_built_from_the_current_source() -> None:
+    """An editable install builds the extension into the source tree: a test
+    run after editing the C file without reinstalling would test the old one."""
+    if speedups is None:
+        pytest.skip("C extension not built")
+    built = Path(speedups.__file__)
+    source = built.with_name("_speedups.c")
+    if not source.exists():
+        pytest.skip("installed from a wheel: no source beside the extension")
+    assert built.stat().st_mtime >= source.stat().st_mtime, (
+        "src/perfpilot/instrument/_speedups.c is newer than the built extension: "
+        "run `pip install -e .` again"
+    )
 
 
 @pytest.fixture
@@ -64,6 +81,7 @@ def test_c_methods_look_like_the_methods_they_wrap(
     assert cur.fetchone.__name__ == "fetchone"
     assert cls.execute.__wrapped__ is sqlite3.Cursor.execute
     assert cls.execute.__doc__ == sqlite3.Cursor.execute.__doc__
+    assert weakref.WeakMethod(cur.execute)() == cur.execute
     bound = cur.execute  # a bound method, callable later
     assert bound("SELECT 7").fetchone() == (7,)
     assert cls.execute(cur, "SELECT 8").fetchone() == (8,)  # called on the class
@@ -101,9 +119,23 @@ def test_use_slot_refuses_a_class_without_the_slot() -> None:
     class Property:
         _perfpilot_state = property(lambda self: None)
 
-    for cls in (NoSlot, Property):
+    class Big:
+        __slots__ = ("_perfpilot_state", "a", "b", "c")
+
+    class Borrowed:  # another class's slot: its offset is not this class's
+        _perfpilot_state = Big.__dict__["_perfpilot_state"]
+
+    class Hooked:
+        __slots__ = ("_perfpilot_state",)
+
+        def __getattribute__(self, name: str) -> Any:
+            return object.__getattribute__(self, name)
+
+    for cls in (NoSlot, Property, Borrowed):
         with pytest.raises(TypeError, match="_perfpilot_state"):
             method.use_slot(cls)
+    with pytest.raises(TypeError, match="attribute access"):
+        method.use_slot(Hooked)
     with pytest.raises(TypeError):
         method.use_slot(object())  # type: ignore[arg-type]
     with pytest.raises(ValueError):
@@ -191,7 +223,7 @@ _event = st.tuples(
     st.floats(0, 1, allow_nan=False, allow_subnormal=False),
     st.integers(-2, 5),
     st.booleans(),
-    st.sampled_from(["sqlite", "postgresql"]),
+    st.sampled_from(["sqlite", "postgresql", None]),  # None: no db name (parity only)
 )
 
 

@@ -669,3 +669,34 @@ def test_sqlite_select_of_a_cursor_kept_past_its_request_counts_in_that_request(
     conn.close()
     agg = recorder.collect().queries[("SELECT id FROM customers", "/kept", "sqlite")]
     assert (agg.count, agg.rows, agg.errors) == (1, 2, 0)
+
+
+class ParamsNoneCursor(sqlite3.Cursor):
+    """Like Django's SQLiteCursorWrapper: SQL given without parameters is run
+    as written; with parameters, ``%s`` placeholders become ``?``."""
+
+    def execute(self, sql: str, params: Any = None) -> Any:  # type: ignore[override]
+        if params is None:
+            return super().execute(sql)
+        return super().execute(sql.replace("%s", "?"), params)
+
+
+def test_sqlite_execute_without_parameters_passes_none_to_the_base(recorder: Recorder) -> None:
+    """The timed execute hands its base the arguments it was given: no
+    parameters is not the same as empty ones to a subclass like Django's."""
+    conn = sqlite3.connect(":memory:")
+    cur = conn.cursor(factory=ParamsNoneCursor)
+    assert cur.execute("SELECT 'a%s'").fetchone() == ("a%s",)
+    assert cur.execute("SELECT %s", (5,)).fetchone() == (5,)
+
+    class OwnCursorConnection(sqlite3.Connection):
+        def cursor(self, factory: Any = ParamsNoneCursor) -> Any:  # type: ignore[override]
+            return super().cursor(factory)
+
+    own = sqlite3.connect(":memory:", factory=OwnCursorConnection)
+    assert own.execute("SELECT 'b%s'").fetchone() == ("b%s",)  # Connection.execute too
+    conn.close()
+    own.close()
+    found = queries(recorder)
+    assert found["SELECT 'a%s'"] == [(NO_ROUTE, "sqlite", 1, 0, 1)]
+    assert found["SELECT 'b%s'"] == [(NO_ROUTE, "sqlite", 1, 0, 1)]

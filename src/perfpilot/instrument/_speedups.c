@@ -16,12 +16,18 @@
  * A ``TimedMethod`` is a method descriptor (Py_TPFLAGS_METHOD_DESCRIPTOR):
  * ``cursor.execute(...)`` calls it with the cursor as first argument, without
  * making a bound method.
+ *
+ * ``add_queries`` is Recorder._add_queries in C (recorder.py keeps the
+ * reference): a request's statements into the interval's aggregates.
+ *
+ * The module keeps process-wide state (single-phase init): it is meant for
+ * the main interpreter, as perfpilot is (numpy, which it imports, refuses
+ * sub-interpreters).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
 #include <stddef.h>
-#include <time.h>
 
 #define KIND_EXECUTE 0
 #define KIND_FETCHONE 1
@@ -42,20 +48,21 @@ static PyObject *g_active, *g_suppression, *g_is_suppressed, *g_collected,
     *g_finish_collected, *g_finish, *g_record, *g_current_request, *g_warn_once,
     *g_done, *g_fetch_failed, *g_SQLITE, *g_MAX_obj;
 static long g_MAX;
-static PyObject *g_empty_tuple, *g_zero, *g_one;
+static int g_configured = 0; /* configure() has taken every object */
+static PyObject *g_zero, *g_one;
 
-/* time.perf_counter(), as CPython computes it on Linux */
+/* time.perf_counter(): CPython's own clock, so that C and Python readings
+   can be subtracted (on macOS it is not CLOCK_MONOTONIC) */
 static inline double
 perf(void)
 {
-    struct timespec ts;
-    long long t;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    t = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-    if (t % 1000000000LL == 0) {
-        return (double)(t / 1000000000LL);
-    }
-    return (double)t / 1e9;
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    (void)PyTime_PerfCounterRaw(&t);
+    return PyTime_AsSecondsDouble(t);
+#else
+    return _PyTime_AsSecondsDouble(_PyTime_GetPerfCounter());
+#endif
 }
 
 typedef struct {
@@ -63,6 +70,7 @@ typedef struct {
     PyObject *base;   /* the base class's method, e.g. sqlite3.Cursor.execute */
     PyObject *python; /* the Python implementation */
     PyObject *dict;
+    PyObject *weakrefs;
     vectorcallfunc vectorcall;
     int kind;
     /* the class whose ``_perfpilot_state`` slot sits at ``offset`` in its
@@ -124,7 +132,7 @@ record_statement(TimedMethod *m, PyObject *cursor, PyObject *recorder, PyObject 
         return -1;
     }
     st = PyFloat_FromDouble(start);
-    dur = PyFloat_FromDouble(end - start);
+    dur = st == NULL ? NULL : PyFloat_FromDouble(end - start);
     if (st == NULL || dur == NULL) {
         goto done;
     }
@@ -298,7 +306,7 @@ reraise_after(Raised *raised, PyObject *func, PyObject *const *args, size_t n)
     while (i < n && args[i] != NULL) {
         i++;
     }
-    if (i == n) {
+    if (i == n && func != NULL) {
         r = PyObject_Vectorcall(func, args, n, NULL);
     }
     if (r == NULL) {
@@ -322,13 +330,15 @@ execute_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
     double start, end;
     int untimed, truth;
 
+    if (m->base == NULL || m->python == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "TimedMethod: cleared");
+        return NULL;
+    }
     if (kwnames != NULL || nargs < 2 || nargs > 3) {
         return PyObject_Vectorcall(m->python, args, nargsf, kwnames);
     }
     self = args[0];
     sql = args[1];
-    PyObject *call_args[] = {self, sql, nargs == 3 ? args[2] : g_empty_tuple};
-
     /* _done(), inlined: the statement the cursor ran before is done */
     state = get_state(m, self);
     if (state == NULL) {
@@ -394,7 +404,7 @@ execute_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
     }
     if (untimed) {
         Py_DECREF(recorder);
-        return PyObject_Vectorcall(m->base, call_args, 3, NULL);
+        return PyObject_Vectorcall(m->base, args, nargs, NULL);
     }
     obj = g_collected;
     if (obj == NULL || (truth = PyObject_IsTrue(obj)) < 0) {
@@ -411,14 +421,16 @@ execute_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
     }
 
     start = perf();
-    result = PyObject_Vectorcall(m->base, call_args, 3, NULL);
+    /* the arguments as given: a subclass's execute may take no parameters
+       differently from empty ones (Django's does) */
+    result = PyObject_Vectorcall(m->base, args, nargs, NULL);
     end = perf();
     if (result == NULL) { /* record(recorder, sql, start, end, 0, True, SQLITE); raise */
         Raised raised;
         PyObject *st, *en;
         PyErr_Fetch(&raised.type, &raised.value, &raised.tb);
         st = PyFloat_FromDouble(start);
-        en = PyFloat_FromDouble(end);
+        en = st == NULL ? NULL : PyFloat_FromDouble(end);
         {
             PyObject *rargs[] = {recorder, sql, st, en, g_zero, Py_True, g_SQLITE};
             reraise_after(&raised, g_record, rargs, 7);
@@ -451,26 +463,26 @@ add_to_item(PyObject *state, Py_ssize_t index, PyObject *delta)
     PyObject *item, *sum;
     if (PyList_CheckExact(state) && PyList_GET_SIZE(state) > index) {
         item = PyList_GET_ITEM(state, index);
+        Py_INCREF(item); /* a generic += below may run Python code */
         if (PyFloat_CheckExact(item) && PyFloat_CheckExact(delta)) {
             sum = PyFloat_FromDouble(PyFloat_AS_DOUBLE(item) + PyFloat_AS_DOUBLE(delta));
         }
         else if (PyLong_CheckExact(item) && delta == g_one) {
             int overflow;
             long n = PyLong_AsLongAndOverflow(item, &overflow);
-            if (n == -1 && PyErr_Occurred()) {
-                return -1;
-            }
-            sum = overflow == 0 && n < LONG_MAX ? PyLong_FromLong(n + 1)
-                                                : PyNumber_Add(item, delta);
+            sum = n == -1 && PyErr_Occurred()      ? NULL
+                  : overflow == 0 && n < LONG_MAX ? PyLong_FromLong(n + 1)
+                                                  : PyNumber_Add(item, delta);
         }
         else {
             sum = PyNumber_InPlaceAdd(item, delta);
         }
+        Py_DECREF(item);
         if (sum == NULL) {
             return -1;
         }
-        PyList_SetItem(state, index, sum); /* steals sum, drops the old item */
-        return 0;
+        /* steals sum, drops the old item; fails if the list shrank meanwhile */
+        return PyList_SetItem(state, index, sum);
     }
     {
         PyObject *key = PyLong_FromSsize_t(index);
@@ -497,6 +509,10 @@ fetchone_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
     PyObject *self, *state, *row, *delta = NULL, *r;
     double start, end;
 
+    if (m->base == NULL || m->python == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "TimedMethod: cleared");
+        return NULL;
+    }
     if (kwnames != NULL || nargs != 1) {
         return PyObject_Vectorcall(m->python, args, nargsf, kwnames);
     }
@@ -564,7 +580,7 @@ TimedMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                                      &base, &python)) {
         return NULL;
     }
-    if (g_active == NULL) {
+    if (!g_configured) {
         PyErr_SetString(PyExc_RuntimeError, "TimedMethod: configure() has not run");
         return NULL;
     }
@@ -585,6 +601,7 @@ TimedMethod_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     Py_INCREF(python);
     m->python = python;
     m->dict = NULL;
+    m->weakrefs = NULL;
     m->kind = kind;
     m->owner = NULL;
     m->offset = 0;
@@ -616,6 +633,9 @@ static void
 TimedMethod_dealloc(TimedMethod *m)
 {
     PyObject_GC_UnTrack(m);
+    if (m->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)m);
+    }
     TimedMethod_clear(m);
     Py_TYPE(m)->tp_free((PyObject *)m);
 }
@@ -649,13 +669,22 @@ TimedMethod_use_slot(TimedMethod *m, PyObject *cls)
         }
         return NULL;
     }
-    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-        PyErr_SetString(PyExc_TypeError, "use_slot(): _perfpilot_state is not a slot");
+    if (!Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
+        ((PyDescrObject *)descr)->d_type != (PyTypeObject *)cls) {
+        PyErr_SetString(PyExc_TypeError, "use_slot(): _perfpilot_state is not a slot of the class");
         return NULL;
     }
     member = ((PyMemberDescrObject *)descr)->d_member;
-    if (member->type != T_OBJECT_EX || (member->flags & READONLY) || member->offset <= 0) {
+    if (member->type != T_OBJECT_EX || (member->flags & READONLY) || member->offset <= 0 ||
+        member->offset + (Py_ssize_t)sizeof(PyObject *) > ((PyTypeObject *)cls)->tp_basicsize) {
         PyErr_SetString(PyExc_TypeError, "use_slot(): _perfpilot_state is not a plain slot");
+        return NULL;
+    }
+    /* the slot is read and written the way the descriptor does it; a class
+       with attribute hooks of its own must see every access */
+    if (((PyTypeObject *)cls)->tp_getattro != PyObject_GenericGetAttr ||
+        ((PyTypeObject *)cls)->tp_setattro != PyObject_GenericSetAttr) {
+        PyErr_SetString(PyExc_TypeError, "use_slot(): the class customizes attribute access");
         return NULL;
     }
     Py_INCREF(cls);
@@ -696,53 +725,57 @@ static PyTypeObject TimedMethodType = {
     .tp_vectorcall_offset = offsetof(TimedMethod, vectorcall),
     .tp_descr_get = TimedMethod_get,
     .tp_dictoffset = offsetof(TimedMethod, dict),
+    .tp_weaklistoffset = offsetof(TimedMethod, weakrefs),
     .tp_members = TimedMethod_members,
     .tp_methods = TimedMethod_methods,
     .tp_getset = TimedMethod_getset,
 };
 
-/* namespace[name] as a new reference in *slot, or -1 with KeyError */
-static int
-take(PyObject *namespace, const char *name, PyObject **slot)
-{
-    PyObject *value = PyDict_GetItemString(namespace, name);
-    if (value == NULL) {
-        PyErr_Format(PyExc_KeyError, "configure(): the namespace has no %s", name);
-        return -1;
-    }
-    Py_INCREF(value);
-    Py_XSETREF(*slot, value);
-    return 0;
-}
-
+/* Take sql_sqlite's objects from its namespace, once: a later call (a
+ * reload of the module) changes nothing, so that no object a method is
+ * using can be freed under it. */
 static PyObject *
 configure(PyObject *module, PyObject *namespace)
 {
+    static const char *names[] = {
+        "active", "suppression", "is_suppressed", "_collected", "_finish_collected",
+        "_finish", "record", "current_request", "warn_once", "_done", "_fetch_failed",
+        "SQLITE", "MAX_EVENTS_PER_REQUEST",
+    };
+    PyObject **slots[] = {
+        &g_active, &g_suppression, &g_is_suppressed, &g_collected, &g_finish_collected,
+        &g_finish, &g_record, &g_current_request, &g_warn_once, &g_done, &g_fetch_failed,
+        &g_SQLITE, &g_MAX_obj,
+    };
+    enum { N = sizeof(names) / sizeof(names[0]) };
+    PyObject *taken[N];
     long max;
+    int i;
+
     if (!PyDict_Check(namespace)) {
         PyErr_SetString(PyExc_TypeError, "configure() takes the module's namespace dict");
         return NULL;
     }
-    if (take(namespace, "active", &g_active) < 0 ||
-        take(namespace, "suppression", &g_suppression) < 0 ||
-        take(namespace, "is_suppressed", &g_is_suppressed) < 0 ||
-        take(namespace, "_collected", &g_collected) < 0 ||
-        take(namespace, "_finish_collected", &g_finish_collected) < 0 ||
-        take(namespace, "_finish", &g_finish) < 0 ||
-        take(namespace, "record", &g_record) < 0 ||
-        take(namespace, "current_request", &g_current_request) < 0 ||
-        take(namespace, "warn_once", &g_warn_once) < 0 ||
-        take(namespace, "_done", &g_done) < 0 ||
-        take(namespace, "_fetch_failed", &g_fetch_failed) < 0 ||
-        take(namespace, "SQLITE", &g_SQLITE) < 0 ||
-        take(namespace, "MAX_EVENTS_PER_REQUEST", &g_MAX_obj) < 0) {
-        return NULL;
+    if (g_configured) {
+        Py_RETURN_NONE;
     }
-    max = PyLong_AsLong(g_MAX_obj);
+    for (i = 0; i < N; i++) {
+        taken[i] = PyDict_GetItemString(namespace, names[i]);
+        if (taken[i] == NULL) {
+            PyErr_Format(PyExc_KeyError, "configure(): the namespace has no %s", names[i]);
+            return NULL;
+        }
+    }
+    max = PyLong_AsLong(taken[N - 1]);
     if (max == -1 && PyErr_Occurred()) {
         return NULL;
     }
+    for (i = 0; i < N; i++) {
+        Py_INCREF(taken[i]);
+        *slots[i] = taken[i];
+    }
     g_MAX = max;
+    g_configured = 1;
     Py_RETURN_NONE;
 }
 
@@ -936,22 +969,17 @@ PyInit__speedups(void)
     INTERN(s_errors, "errors");
     INTERN(s_new_statement, "_new_statement");
     INTERN(s_message, "perfpilot: an SQL statement was not recorded: %r");
-    if ((g_empty_tuple = PyTuple_New(0)) == NULL || (g_zero = PyLong_FromLong(0)) == NULL ||
+    if ((g_zero = PyLong_FromLong(0)) == NULL ||
         (g_one = PyLong_FromLong(1)) == NULL) {
-        return NULL;
-    }
-    if (PyType_Ready(&TimedMethodType) < 0) {
         return NULL;
     }
     module = PyModule_Create(&module_def);
     if (module == NULL) {
         return NULL;
     }
-    Py_INCREF(&TimedMethodType);
-    if (PyModule_AddObject(module, "TimedMethod", (PyObject *)&TimedMethodType) < 0 ||
+    if (PyModule_AddType(module, &TimedMethodType) < 0 ||
         PyModule_AddIntConstant(module, "EXECUTE", KIND_EXECUTE) < 0 ||
         PyModule_AddIntConstant(module, "FETCHONE", KIND_FETCHONE) < 0) {
-        Py_DECREF(&TimedMethodType);
         Py_DECREF(module);
         return NULL;
     }

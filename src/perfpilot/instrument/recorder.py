@@ -432,7 +432,7 @@ class Recorder:
         """Add ``queries`` to the interval's aggregates; returns their total seconds."""
         tables = interval.statements
         table: dict[str, QueryAgg] = {}
-        table_db = None
+        table_db: object = _NO_DB
         total = 0.0
         for sql, _start, duration, rows, failed, db in queries:
             total += duration
@@ -608,6 +608,7 @@ def _cached_site(sites: dict[Any, str | None], key: Any) -> str | None:
 
 
 _sql_of = operator.itemgetter(0)
+_NO_DB = object()  # _add_queries: no table picked yet
 
 
 def _has_repeat(queries: list[tuple[str, float, float, int, bool, str]], threshold: int) -> bool:

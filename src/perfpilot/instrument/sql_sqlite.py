@@ -43,8 +43,8 @@ Costs on the request path: a row-returning statement adds a list at
 also written in C (``_speedups.c``, built when perfpilot is installed
 where a C compiler is): the timed classes use those when the extension is
 there and ``PERFPILOT_PURE_PYTHON`` is not set (see :mod:`.speedups`). The C
-methods do what the Python ones here do, with the same names looked up in this
-module; the Python methods stay the reference, and the C ones hand them any
+methods do what the Python ones here do, with this module's objects (taken once,
+at import); the Python methods stay the reference, and the C ones hand them any
 call they do not handle themselves (keyword arguments, for one).
 """
 
@@ -115,6 +115,8 @@ class _Collector:
 _collector = _Collector()
 # fetchmany's size when the caller gives none (the cursor's arraysize)
 _ARRAYSIZE: Any = object()
+# execute's parameters when the caller gives none
+_NO_PARAMETERS: Any = object()
 
 
 def _finish(state: list[Any]) -> None:
@@ -186,7 +188,10 @@ def _timed_cursor_class(base: type, *, same_layout: bool = False) -> type:
     b_close = base.close  # type: ignore[attr-defined]
     b_del = getattr(base, "__del__", None)
 
-    def execute(self: Any, sql: Any, parameters: Any = (), /) -> Any:
+    def execute(self: Any, sql: Any, parameters: Any = _NO_PARAMETERS, /) -> Any:
+        # the base gets the arguments it was given: a subclass's execute may
+        # take no parameters differently from empty ones (Django's does)
+        args = (sql,) if parameters is _NO_PARAMETERS else (sql, parameters)
         try:  # _done(), inlined
             state = self._perfpilot_state
         except AttributeError:  # the cursor's first statement
@@ -197,12 +202,12 @@ def _timed_cursor_class(base: type, *, same_layout: bool = False) -> type:
                 _finish(state)
         recorder = active.recorder
         if recorder is None or (suppression.blocks and is_suppressed()):
-            return b_execute(self, sql, parameters)
+            return b_execute(self, *args)
         if _collected:
             _finish_collected()
         start = perf()
         try:
-            result = b_execute(self, sql, parameters)
+            result = b_execute(self, *args)
         except BaseException:
             record(recorder, sql, start, perf(), 0, True, SQLITE)
             raise
@@ -421,7 +426,9 @@ def _timed_connection_class(base: type, cursor_class: type) -> type:
             return new_cursor(self)
         return b_cursor(self, _timed_cursor_for(factory))
 
-    def execute(self: Any, sql: Any, parameters: Any = (), /) -> Any:
+    def execute(self: Any, sql: Any, parameters: Any = _NO_PARAMETERS, /) -> Any:
+        if parameters is _NO_PARAMETERS:
+            return new_cursor(self).execute(sql)
         return new_cursor(self).execute(sql, parameters)
 
     def executemany(self: Any, sql: Any, seq_of_parameters: Any, /) -> Any:
