@@ -36,6 +36,7 @@ bench: venv
 	$(BIN)/python bench/histogram_record.py
 	$(BIN)/python bench/load_throughput.py
 	$(BIN)/python bench/instrument_overhead.py
+	$(BIN)/python bench/instrument_instructions.py
 	$(BIN)/python bench/db_advise.py
 	$(BIN)/python bench/profiler_overhead.py
 

@@ -7,7 +7,7 @@ set -euo pipefail
 what=${1:-test}
 case "$what" in
   test)  pkgs=(chromium postgresql postgresql-15-hypopg python3-venv redis-server) ;;
-  bench) pkgs=(nginx-light wrk util-linux) ;;
+  bench) pkgs=(nginx-light wrk util-linux valgrind) ;;
   *) echo "usage: $0 test|bench" >&2; exit 2 ;;
 esac
 
