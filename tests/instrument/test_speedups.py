@@ -22,9 +22,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfpilot.instrument import sql, sql_sqlite
-from perfpilot.instrument.context import RequestContext, active, current_request, perf
+from perfpilot.instrument import sql_sqlite
+from perfpilot.instrument.context import RequestContext, current_request, perf
 from perfpilot.instrument.recorder import Recorder
+from tests.instrument import test_sql
 
 speedups = sql_sqlite._speedups_module
 needs_speedups = pytest.mark.skipif(speedups is None, reason="C extension not built")
@@ -52,21 +53,16 @@ def test_extension_is_built_from_the_current_source() -> None:
     )
 
 
+recorder = test_sql.recorder  # hooks installed, reporting to a fresh recorder
+
+
 @pytest.fixture
-def timed_conn() -> Iterator[tuple[sqlite3.Connection, Recorder]]:
-    installed_before = bool(sql._patches)
-    sql.install()
-    rec = Recorder("test", sample_rate=0.0, seed=1)
-    previous = active.recorder
-    active.recorder = rec
+def timed_conn(recorder: Recorder) -> Iterator[tuple[sqlite3.Connection, Recorder]]:
     conn = sqlite3.connect(":memory:")
     try:
-        yield conn, rec
+        yield conn, recorder
     finally:
         conn.close()
-        active.recorder = previous
-        if not installed_before:
-            sql.uninstall()
 
 
 @needs_speedups

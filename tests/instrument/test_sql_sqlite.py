@@ -700,3 +700,28 @@ def test_sqlite_execute_without_parameters_passes_none_to_the_base(recorder: Rec
     found = queries(recorder)
     assert found["SELECT 'a%s'"] == [(NO_ROUTE, "sqlite", 1, 0, 1)]
     assert found["SELECT 'b%s'"] == [(NO_ROUTE, "sqlite", 1, 0, 1)]
+
+
+class HookedCursor(sqlite3.Cursor):
+    """A cursor class with an attribute hook of its own, which every access
+    (perfpilot's pending statement too) goes through."""
+
+    seen = 0
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "_perfpilot_state":
+            HookedCursor.seen += 1
+        return super().__getattribute__(name)
+
+
+def test_sqlite_cursor_class_with_an_attribute_hook_is_timed(recorder: Recorder) -> None:
+    conn = sqlite3.connect(":memory:")
+    HookedCursor.seen = 0
+    cur = conn.cursor(factory=HookedCursor)
+    assert cur.execute("SELECT 1").fetchone() == (1,)
+    assert cur.execute("SELECT 2").fetchall() == [(2,)]
+    conn.close()
+    assert HookedCursor.seen > 0
+    found = queries(recorder)
+    assert found["SELECT 1"] == [(NO_ROUTE, "sqlite", 1, 0, 1)]
+    assert found["SELECT 2"] == [(NO_ROUTE, "sqlite", 1, 0, 1)]

@@ -393,8 +393,11 @@ def _timed_cursor_class(base: type, *, same_layout: bool = False) -> type:
     cls = type(base.__name__, (base,), namespace)
     if _speedups is not None and not same_layout:
         # the C methods read and write the pending statement in the slot itself
-        fast_execute.use_slot(cls)
-        fast_fetchone.use_slot(cls)
+        try:
+            fast_execute.use_slot(cls)
+            fast_fetchone.use_slot(cls)
+        except TypeError:  # the base hooks attribute access: go through it
+            pass
     return cls
 
 
