@@ -6,6 +6,7 @@ import multiprocessing
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -325,3 +326,33 @@ def test_two_processes_save_concurrently(tmp_path: Path) -> None:
         names = {s.name for s in store.list_runs(limit=100)}
         assert names == {f"{x}-{i}" for x in "ab" for i in range(40)}
         assert store.get_run(second[-1]).to_dict() == make_result("b-39").to_dict()
+
+
+def _open_fresh_stores(directory: str, count: int, barrier: Any) -> list[str]:
+    """Open ``count`` new stores, each at the same moment as the other processes."""
+    errors = []
+    for i in range(count):
+        barrier.wait(timeout=60)
+        try:
+            open_store(f"{directory}/s{i}.db").close()
+        except StoreError as exc:
+            errors.append(str(exc))
+    return errors
+
+
+@pytest.mark.integration
+def test_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) -> None:
+    """Workers starting together each create the store: the switch to WAL
+    (which SQLite refuses at once while another connection is there) is
+    retried, and a store another process is creating is never taken for some
+    other program's database."""
+    context = multiprocessing.get_context("spawn")
+    processes = 3
+    with context.Manager() as manager:
+        barrier = manager.Barrier(processes)
+        with context.Pool(processes) as pool:
+            results = pool.starmap(_open_fresh_stores, [(str(tmp_path), 15, barrier)] * processes)
+    assert [e for errors in results for e in errors] == []
+    for i in range(15):
+        with open_store(str(tmp_path / f"s{i}.db")) as store:
+            assert store.list_runs() == []

@@ -96,7 +96,7 @@ class SQLiteStore(SQLAppReads):
             raise StoreError(f"cannot open store {self._shown}: {exc}") from None
         try:
             _check_store(conn, self._shown)
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn, busy_timeout_s, sleep)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             _migrate(conn, self._shown)
@@ -294,16 +294,48 @@ def _prepare_path(path: Path, *, create: bool, shown: str) -> None:
 
 
 def _check_store(conn: sqlite3.Connection, path: str) -> None:
-    """Refuse a file that is not SQLite, or a SQLite database of another program."""
+    """Refuse a file that is not SQLite, or a SQLite database of another program.
+
+    The three reads share one read transaction: another process creating the
+    store meanwhile (its tables, version and id commit together) is seen
+    either not at all or whole, not as tables without a perfpilot id.
+    """
     try:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute("BEGIN")
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = _has_tables(conn)
+        finally:
+            _rollback(conn)
     except sqlite3.DatabaseError as exc:
+        if _is_busy(exc):
+            raise
         raise StoreError(f"{path} is not a perfpilot store ({_reason(exc)})") from None
     if app_id == APPLICATION_ID:
         return
-    if app_id != 0 or version != 0 or _has_tables(conn):
+    if app_id != 0 or version != 0 or tables:
         raise StoreError(f"{path} is a SQLite database but not a perfpilot store")
+
+
+def _use_wal(conn: sqlite3.Connection, timeout_s: float, sleep: Callable[[float], None]) -> None:
+    """Switch the store to write-ahead logging (a no-op once it is).
+
+    The switch needs the database to itself, and SQLite reports it busy at
+    once, without its busy timeout, while another process opens the store
+    too (workers starting together): retried until ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _has_tables(conn: sqlite3.Connection) -> bool:
