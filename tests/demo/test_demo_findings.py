@@ -90,7 +90,14 @@ def on_route(findings: tuple[Finding, ...], route: str) -> list[Finding]:
 
 def test_the_demo_ends_with_its_report_and_the_top_findings(demo: DemoRun) -> None:
     assert demo.code == 0
-    assert demo.report.assessment.requests > 2_000
+    assessment = demo.report.assessment
+    # The 20 s closed-model load ran to its end without errors. How many
+    # requests fit in it is the machine's speed (1 941 to 2 903 seen on one
+    # shared machine within an hour), so only a floor a working demo clears
+    # many times over.
+    assert assessment.duration_s >= 19.0
+    assert assessment.errors == 0
+    assert assessment.requests >= 200
     assert f"report: {demo.html_path}" in demo.out
     after = demo.out[demo.out.index(f"report: {demo.html_path}") :]
     for i, finding in enumerate(demo.report.findings[:5], start=1):
