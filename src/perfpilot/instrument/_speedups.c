@@ -43,7 +43,9 @@ static PyObject *s_state, *s_recorder, *s_blocks, *s_description, *s_rowcount,
     *s_call_site, *s_append, *s_key, *s_message, *s_statements, *s_durations,
     *s_rows, *s_errors, *s_new_statement;
 
-/* sql_sqlite's objects, set by configure(); NULL until then */
+/* sql_sqlite's objects, set by configure(), all or none. No TimedMethod
+   exists before that (TimedMethod_new checks g_configured), so the methods
+   use them without NULL checks. */
 static PyObject *g_active, *g_suppression, *g_is_suppressed, *g_collected,
     *g_finish_collected, *g_finish, *g_record, *g_current_request, *g_warn_once,
     *g_done, *g_fetch_failed, *g_SQLITE, *g_MAX_obj;
@@ -120,13 +122,9 @@ record_statement(TimedMethod *m, PyObject *cursor, PyObject *recorder, PyObject 
                  double start, double end)
 {
     PyObject *desc, *st = NULL, *dur = NULL, *r, *ctx = NULL, *state = NULL;
-    PyObject *sqlite_name, *call_sites;
+    PyObject *sqlite_name = g_SQLITE, *call_sites;
     int rc = -1, contains;
 
-    sqlite_name = g_SQLITE;
-    if (sqlite_name == NULL) {
-        return -1;
-    }
     desc = PyObject_GetAttr(cursor, s_description);
     if (desc == NULL) {
         return -1;
@@ -159,8 +157,7 @@ record_statement(TimedMethod *m, PyObject *cursor, PyObject *recorder, PyObject 
         Py_DECREF(r);
     }
     else {
-        PyObject *current = g_current_request;
-        if (current == NULL || PyContextVar_Get(current, Py_None, &ctx) < 0) {
+        if (PyContextVar_Get(g_current_request, Py_None, &ctx) < 0) {
             goto done;
         }
         if (ctx != Py_None) {
@@ -274,13 +271,12 @@ done:
 static void
 warn_not_recorded(void)
 {
-    PyObject *type, *value, *tb, *warn, *r;
+    PyObject *type, *value, *tb, *r;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
-    warn = g_warn_once;
-    if (warn != NULL && value != NULL) {
+    if (value != NULL) {
         PyObject *args[] = {s_key, s_message, value};
-        r = PyObject_Vectorcall(warn, args, 3, NULL);
+        r = PyObject_Vectorcall(g_warn_once, args, 3, NULL);
         Py_XDECREF(r);
     }
     PyErr_Clear();
@@ -306,7 +302,7 @@ reraise_after(Raised *raised, PyObject *func, PyObject *const *args, size_t n)
     while (i < n && args[i] != NULL) {
         i++;
     }
-    if (i == n && func != NULL) {
+    if (i == n) {
         r = PyObject_Vectorcall(func, args, n, NULL);
     }
     if (r == NULL) {
@@ -326,7 +322,7 @@ execute_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
 {
     TimedMethod *m = (TimedMethod *)callable;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *self, *sql, *state, *obj, *recorder, *result;
+    PyObject *self, *sql, *state, *recorder, *result;
     double start, end;
     int untimed, truth;
 
@@ -352,8 +348,7 @@ execute_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
         }
         len = PyObject_Length(state);
         if (len > EV_LEN) {
-            PyObject *finish = g_finish;
-            PyObject *r = finish == NULL ? NULL : PyObject_CallOneArg(finish, state);
+            PyObject *r = PyObject_CallOneArg(g_finish, state);
             if (r == NULL) {
                 Py_DECREF(state);
                 return NULL;
@@ -367,19 +362,14 @@ execute_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
     }
     Py_DECREF(state);
 
-    obj = g_active;
-    if (obj == NULL) {
-        return NULL;
-    }
-    recorder = PyObject_GetAttr(obj, s_recorder);
+    recorder = PyObject_GetAttr(g_active, s_recorder);
     if (recorder == NULL) {
         return NULL;
     }
     untimed = recorder == Py_None;
     if (!untimed) {
         PyObject *blocks;
-        obj = g_suppression;
-        blocks = obj == NULL ? NULL : PyObject_GetAttr(obj, s_blocks);
+        blocks = PyObject_GetAttr(g_suppression, s_blocks);
         if (blocks == NULL) {
             goto error;
         }
@@ -390,8 +380,7 @@ execute_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
         }
         if (truth) {
             PyObject *r;
-            obj = g_is_suppressed;
-            r = obj == NULL ? NULL : PyObject_CallNoArgs(obj);
+            r = PyObject_CallNoArgs(g_is_suppressed);
             if (r == NULL) {
                 goto error;
             }
@@ -406,14 +395,12 @@ execute_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
         Py_DECREF(recorder);
         return PyObject_Vectorcall(m->base, args, nargs, NULL);
     }
-    obj = g_collected;
-    if (obj == NULL || (truth = PyObject_IsTrue(obj)) < 0) {
+    if ((truth = PyObject_IsTrue(g_collected)) < 0) {
         goto error;
     }
     if (truth) {
         PyObject *r;
-        obj = g_finish_collected;
-        r = obj == NULL ? NULL : PyObject_CallNoArgs(obj);
+        r = PyObject_CallNoArgs(g_finish_collected);
         if (r == NULL) {
             goto error;
         }
@@ -552,8 +539,7 @@ fetchone_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
         }
     }
     else {
-        PyObject *done = g_done;
-        r = done == NULL ? NULL : PyObject_CallOneArg(done, self);
+        r = PyObject_CallOneArg(g_done, self);
         if (r == NULL) {
             goto error;
         }
