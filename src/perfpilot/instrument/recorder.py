@@ -586,8 +586,9 @@ class Recorder:
 
 
 # A request's statements into the interval, at finish(): Recorder._add_queries,
-# or the same in C (``_speedups.add_queries``, about 600 instructions less per
-# statement), called as ``_add_queries(recorder, interval, queries, route)``.
+# or the same in C (``_speedups.add_queries``, about 250 instructions less per
+# statement under callgrind: 6 130 -> 5 880), called as
+# ``_add_queries(recorder, interval, queries, route)``.
 _add_queries: Any = (
     Recorder._add_queries if speedups.active is None else speedups.active.add_queries
 )
